@@ -1,0 +1,1 @@
+"""An EPICS IOC that runs bluesky plans requested over Channel Access."""
