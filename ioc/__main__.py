@@ -1,0 +1,66 @@
+"""`python -m ioc`: argv → settings → worker → PVs → serve until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from caproto.asyncio.server import Context
+
+from .app import build
+from .cli import parse_args
+from .config import Settings
+from .context import PlanLoadError
+from .devices import DeviceFileError
+from .pvs import BlueskyIOC, LoopBridge
+from .service import WorkerService
+
+log = logging.getLogger("ioc")
+
+
+async def serve(settings: Settings, service: WorkerService) -> None:
+    """Publish the PVs and run tasks until SIGINT/SIGTERM."""
+    loop = asyncio.get_running_loop()
+    ioc = BlueskyIOC(service, prefix=settings.prefix)
+    bridge = LoopBridge(loop, ioc)
+    service.subscribe(bridge)
+    await ioc.show_catalog()
+    server = Context(ioc.pvdb, list(settings.interfaces) or None)
+    tasks = [
+        asyncio.create_task(bridge.run(), name="pv-updates"),
+        asyncio.create_task(server.run(log_pv_names=settings.list_pvs), name="ca-server"),
+    ]
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, tasks[1].cancel)
+    service.start()
+    log.info("serving %d PVs with prefix %s", len(ioc.pvdb), settings.prefix)
+    try:
+        await tasks[1]
+    except asyncio.CancelledError:
+        log.info("stopping")
+    finally:
+        tasks[0].cancel()
+        service.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the IOC; return the process exit status."""
+    settings = parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        service = build(settings)
+    except (DeviceFileError, PlanLoadError) as error:
+        log.error("cannot start: %s", error)
+        return 1
+    asyncio.run(serve(settings, service))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

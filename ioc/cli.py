@@ -1,0 +1,77 @@
+"""Command line: caproto's standard server options plus the contract's own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from caproto.server import template_arg_parser
+
+from .config import DEFAULT_DEVICES, DEFAULT_PLANS, DEFAULT_PREFIX, DEFAULT_STATE_DIR, Settings
+
+DESCRIPTION = """\
+An EPICS IOC that runs bluesky plans. Write a JSON task request to $(P)SUBMIT
+(or $(P)RUN to wait for it with a put-callback); watch $(P)STATE, $(P)STATUS,
+$(P)LAST:RESULT and $(P)ERROR:MESSAGE. The IOC is ready when $(P)HEARTBEAT answers.
+EPICS_CA_* / EPICS_CAS_* environment variables are honoured as by any CA server."""
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Settings:
+    """Settings from the command line (`argv` without the program name)."""
+    parser, split_args = template_arg_parser(
+        desc=DESCRIPTION,
+        default_prefix=DEFAULT_PREFIX,
+        argv=list(argv) if argv is not None else None,
+        supported_async_libs=["asyncio"],
+    )
+    parser.prog = "python -m ioc"
+    parser.add_argument(
+        "--devices",
+        type=Path,
+        default=DEFAULT_DEVICES,
+        metavar="FILE",
+        help=f"device database YAML (default: {DEFAULT_DEVICES})",
+    )
+    parser.add_argument(
+        "--plans",
+        action="append",
+        metavar="MODULE",
+        help="importable module or package of plans; repeat for more. Replaces the "
+        f"default ({', '.join(DEFAULT_PLANS)}): list it too to keep the standard plans",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        metavar="DIR",
+        help=f"where the queue, history and run files are kept (default: ./{DEFAULT_STATE_DIR})",
+    )
+    parser.add_argument(
+        "--continue-on-error",
+        action="store_true",
+        help="keep running the queue after a task fails, is aborted or halted "
+        "(default: QUEUE:ENABLE goes to Hold)",
+    )
+    parser.add_argument(
+        "--acf", type=Path, metavar="FILE", help="EPICS access security file (ACF)"
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long each device may take to connect at start-up (default: 10)",
+    )
+    args = parser.parse_args(argv)
+    ioc_options, run_options = split_args(args)
+    return Settings(
+        prefix=ioc_options["prefix"],
+        devices=args.devices,
+        plans=tuple(args.plans or DEFAULT_PLANS),
+        state_dir=args.state_dir,
+        continue_on_error=args.continue_on_error,
+        acf=args.acf,
+        connect_timeout=args.connect_timeout,
+        interfaces=tuple(run_options["interfaces"]),
+        list_pvs=run_options["log_pv_names"],
+    )

@@ -1,0 +1,26 @@
+"""The IOC's settings, fixed at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PREFIX = "BLUESKY:"
+DEFAULT_DEVICES = Path("db/devices.yaml")
+DEFAULT_PLANS = ("plans",)
+DEFAULT_STATE_DIR = Path("state")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything `python -m ioc` was told."""
+
+    prefix: str = DEFAULT_PREFIX
+    devices: Path = DEFAULT_DEVICES
+    plans: tuple[str, ...] = DEFAULT_PLANS
+    state_dir: Path = DEFAULT_STATE_DIR
+    continue_on_error: bool = False
+    acf: Path | None = None
+    connect_timeout: float = 10.0
+    interfaces: tuple[str, ...] = field(default_factory=tuple)
+    list_pvs: bool = False

@@ -1,0 +1,155 @@
+"""Wire models: what a request, a task, an outcome and the worker's states look like."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import RequestError, format_validation_error
+
+CORRELATION_ID_MAX = 40  # a DBR_STRING holds 40 characters
+
+
+class WorkerState(StrEnum):
+    """`STATE`: bluesky's RunEngine states plus the worker's panic latch."""
+
+    IDLE = "IDLE"
+    RUNNING = "RUNNING"
+    PAUSING = "PAUSING"
+    PAUSED = "PAUSED"
+    HALTING = "HALTING"
+    STOPPING = "STOPPING"
+    ABORTING = "ABORTING"
+    SUSPENDING = "SUSPENDING"
+    PANICKED = "PANICKED"
+    UNKNOWN = "UNKNOWN"
+
+
+class TaskResult(StrEnum):
+    """`LAST:RESULT`: how a task ended."""
+
+    NONE = "None"
+    SUCCESS = "Success"
+    FAILED = "Failed"
+    ABORTED = "Aborted"
+    STOPPED = "Stopped"
+    HALTED = "Halted"
+
+
+class TaskRequest(BaseModel):
+    """The JSON written to `SUBMIT` or `RUN`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    correlation_id: str | None = Field(default=None, min_length=1, max_length=CORRELATION_ID_MAX)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+def parse_request(text: str) -> TaskRequest:
+    """Parse the text of a request; raise `RequestError` naming what is wrong."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise RequestError(f"request: not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise RequestError(f"request: expected a JSON object, got {type(data).__name__}")
+    try:
+        return TaskRequest.model_validate(data)
+    except ValidationError as error:
+        raise RequestError(format_validation_error(error)) from None
+
+
+def iso_time(timestamp: float) -> str:
+    """UTC ISO 8601 text of a POSIX timestamp, as shown on the JSON PVs."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A validated request with the ids the worker gave it."""
+
+    name: str
+    params: dict[str, Any]
+    correlation_id: str
+    task_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    submitted: float = field(default_factory=time.time)
+
+    @classmethod
+    def create(cls, request: TaskRequest, params: dict[str, Any]) -> Task:
+        """A new task for `request`, whose params were validated into `params`."""
+        task_id = str(uuid.uuid4())
+        return cls(
+            name=request.name,
+            params=params,
+            correlation_id=request.correlation_id or task_id,
+            task_id=task_id,
+            metadata=request.metadata,
+        )
+
+    def run_metadata(self) -> dict[str, Any]:
+        """Keys for the run start document: the request's metadata plus the ids."""
+        return {**self.metadata, "task_id": self.task_id, "correlation_id": self.correlation_id}
+
+    def summary(self) -> dict[str, Any]:
+        """The task as shown on `QUEUE`."""
+        return {
+            "task_id": self.task_id,
+            "name": self.name,
+            "params": self.params,
+            "correlation_id": self.correlation_id,
+            "submitted": iso_time(self.submitted),
+        }
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """How a task ended."""
+
+    task: Task
+    result: TaskResult
+    started: float
+    finished: float
+    run_uids: tuple[str, ...] = ()
+    error: str | None = None  # "<ExceptionType>: <message>" unless the task succeeded
+
+    @property
+    def duration(self) -> float:
+        """Seconds from start to end."""
+        return self.finished - self.started
+
+    @property
+    def error_message(self) -> str | None:
+        """The `ERROR:MESSAGE` text: `<task id>: <ExceptionType>: <message>`."""
+        return None if self.error is None else f"{self.task.task_id}: {self.error}"
+
+    def summary(self) -> dict[str, Any]:
+        """The outcome as shown on `HISTORY`."""
+        return {
+            **self.task.summary(),
+            "result": str(self.result),
+            "error": self.error,
+            "run_uids": list(self.run_uids),
+            "started": iso_time(self.started),
+            "finished": iso_time(self.finished),
+        }
+
+
+def describe_exception(error: BaseException) -> str:
+    """`<ExceptionType>: <message>`, the form every error PV uses."""
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON, as every JSON PV carries it."""
+    return json.dumps(value, separators=(",", ":"), default=str)

@@ -1,0 +1,25 @@
+"""`PLANS`, `PLANS:NAMES`, `DEVICES`: what can be run, and on what."""
+
+from __future__ import annotations
+
+from caproto.server import PVGroup
+
+from ..context import PlanContext
+from ..models import to_json
+from .fields import JSON_BYTES, strings, text, write_text
+
+MAX_PLANS = 256
+
+
+class CatalogPVs(PVGroup):
+    """The plans and devices the worker knows."""
+
+    plans = text("PLANS", "Plans with their parameter schemas", max_bytes=JSON_BYTES)
+    names = strings("PLANS:NAMES", "Plan names", max_items=MAX_PLANS)
+    devices = text("DEVICES", "Devices with class and protocols", max_bytes=JSON_BYTES)
+
+    async def show(self, context: PlanContext) -> None:
+        """Show the catalog of `context`."""
+        await write_text(self.plans, to_json(context.catalog()))
+        await self.names.write(context.plan_names[:MAX_PLANS] or [""])
+        await write_text(self.devices, to_json(context.devices.catalog()))

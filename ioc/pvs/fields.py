@@ -1,0 +1,147 @@
+"""Small factories for the record-like PVs of the contract, and text helpers."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from caproto import AlarmSeverity, AlarmStatus, ChannelData, ChannelType
+from caproto._constants import MAX_SUBSCRIPTION_BACKLOG
+from caproto.server import pvproperty
+
+# Char waveforms carry UTF-8 text. caproto is told latin-1 so that every byte maps to
+# one character: lengths are checked in bytes and incoming bytes reach us unaltered.
+RAW = "latin-1"
+LINE_BYTES = 4096  # one-line text: STATUS, messages
+JSON_BYTES = 1_000_000  # JSON that may outgrow 16 kB: QUEUE, HISTORY, PLANS, DEVICES
+BACKLOG = 10  # updates kept per slow monitor of a large waveform; older ones are dropped
+
+
+def text(name: str, doc: str, *, max_bytes: int = LINE_BYTES, read_only: bool = True) -> pvproperty:
+    """A char waveform holding UTF-8 text (read with `caget -S`)."""
+    return pvproperty(
+        name=name,
+        alarm_group=name,  # its own alarm: one PV's severity never touches another
+        value=b"",
+        dtype=ChannelType.CHAR,
+        max_length=max_bytes,
+        string_encoding=RAW,
+        record="waveform",
+        read_only=read_only,
+        doc=doc,
+        max_subscription_backlog=BACKLOG if max_bytes > LINE_BYTES else MAX_SUBSCRIPTION_BACKLOG,
+    )
+
+
+def string(name: str, doc: str, *, value: str = "", read_only: bool = True) -> pvproperty:
+    """A DBR_STRING (at most 40 characters)."""
+    return pvproperty(
+        name=name,
+        alarm_group=name,
+        value=value,
+        dtype=ChannelType.STRING,
+        record="stringin" if read_only else "stringout",
+        read_only=read_only,
+        doc=doc,
+    )
+
+
+def strings(name: str, doc: str, *, max_items: int = 256) -> pvproperty:
+    """A read-only array of DBR_STRINGs."""
+    return pvproperty(
+        name=name,
+        alarm_group=name,
+        value=[""],
+        dtype=ChannelType.STRING,
+        max_length=max_items,
+        record="waveform",
+        read_only=True,
+        doc=doc,
+    )
+
+
+def long(name: str, doc: str) -> pvproperty:
+    """A read-only DBR_LONG."""
+    return pvproperty(
+        name=name,
+        alarm_group=name,
+        value=0,
+        dtype=ChannelType.LONG,
+        record="longin",
+        read_only=True,
+        doc=doc,
+    )
+
+
+def double(name: str, doc: str, units: str) -> pvproperty:
+    """A read-only DBR_DOUBLE with engineering units."""
+    return pvproperty(
+        name=name,
+        alarm_group=name,
+        value=0.0,
+        units=units,
+        precision=3,
+        record="ai",
+        read_only=True,
+        doc=doc,
+    )
+
+
+def enum(
+    name: str, doc: str, states: type[StrEnum], value: StrEnum, *, read_only: bool = True
+) -> pvproperty:
+    """A DBR_ENUM whose strings are exactly the members of `states`."""
+    two_state = len(states) == 2
+    record = ("bi" if two_state else "mbbi") if read_only else ("bo" if two_state else "mbbo")
+    return pvproperty(
+        name=name,
+        alarm_group=name,
+        value=str(value),
+        enum_strings=[str(state) for state in states],
+        dtype=ChannelType.ENUM,
+        record=record,
+        read_only=read_only,
+        doc=doc,
+    )
+
+
+class Trigger(StrEnum):
+    """The two states of a write-1-to-act PV (`ERROR:CLEAR`, control commands)."""
+
+    IDLE = "Idle"
+    ACT = "Act"
+
+
+def trigger(name: str, doc: str) -> pvproperty:
+    """A `bo` that acts when 1 is written and reads back 0."""
+    return enum(name, doc, Trigger, Trigger.IDLE, read_only=False)
+
+
+def encode(text_value: str, max_bytes: int) -> bytes:
+    """UTF-8 bytes of `text_value`, shortened with an ellipsis to fit `max_bytes`."""
+    data = text_value.encode("utf-8")
+    if len(data) <= max_bytes:
+        return data
+    cut = data[: max_bytes - 3].decode("utf-8", errors="ignore")
+    return (cut + "...").encode("utf-8")
+
+
+def decode_write(value: str) -> str:
+    """The text of a char-waveform write: cut at the first NUL, checked to be UTF-8."""
+    data = value.encode(RAW).split(b"\0", 1)[0]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not valid UTF-8 text (byte {error.start})") from None
+
+
+async def write_text(channel: ChannelData, text_value: str, **alarm: object) -> None:
+    """Write `text_value` (and alarm keywords) to a char waveform made by `text`."""
+    await channel.write(encode(text_value, channel.max_length), **alarm)
+
+
+def severity(alarm: bool) -> dict:
+    """Alarm keywords for `ChannelData.write`: MAJOR/STATE when `alarm`, else none."""
+    if alarm:
+        return {"severity": AlarmSeverity.MAJOR_ALARM, "status": AlarmStatus.STATE}
+    return {"severity": AlarmSeverity.NO_ALARM, "status": AlarmStatus.NO_ALARM}
+

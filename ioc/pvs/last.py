@@ -1,0 +1,38 @@
+"""`LAST:*`: the task that finished most recently."""
+
+from __future__ import annotations
+
+from caproto import AlarmSeverity, AlarmStatus
+from caproto.server import PVGroup
+
+from ..models import TaskOutcome, TaskResult, to_json
+from .fields import JSON_BYTES, double, enum, string, text, write_text
+
+SEVERITY = {
+    TaskResult.FAILED: AlarmSeverity.MAJOR_ALARM,
+    TaskResult.ABORTED: AlarmSeverity.MINOR_ALARM,
+    TaskResult.HALTED: AlarmSeverity.MINOR_ALARM,
+}
+
+
+class LastPVs(PVGroup):
+    """The last finished task and how it ended."""
+
+    task_id = string("LAST:TASK_ID", "Last finished task id")
+    plan = string("LAST:PLAN", "Last finished plan name")
+    correlation_id = string("LAST:CORRELATION_ID", "Last finished correlation id")
+    result = enum("LAST:RESULT", "How the last task ended", TaskResult, TaskResult.NONE)
+    run_uids = text("LAST:RUN_UIDS", "Run start uids of the last task", max_bytes=JSON_BYTES)
+    duration = double("LAST:DURATION", "Duration of the last task", units="s")
+
+    async def show(self, outcome: TaskOutcome) -> None:
+        """Show `outcome`; `LAST:RESULT` is in alarm unless the task succeeded or was stopped."""
+        task = outcome.task
+        await self.task_id.write(task.task_id)
+        await self.plan.write(task.name)
+        await self.correlation_id.write(task.correlation_id)
+        await write_text(self.run_uids, to_json(list(outcome.run_uids)))
+        await self.duration.write(outcome.duration)
+        severity = SEVERITY.get(outcome.result, AlarmSeverity.NO_ALARM)
+        status = AlarmStatus.STATE if severity else AlarmStatus.NO_ALARM
+        await self.result.write(outcome.result, severity=severity, status=status)

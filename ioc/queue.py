@@ -1,0 +1,66 @@
+"""Pending tasks in run order, behind a hold/run gate. Thread-safe; no bluesky, no CA."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from .models import Task
+
+QueueListener = Callable[[list[Task]], None]
+
+
+class QueueClosed(Exception):
+    """The worker is shutting down: no task will be taken any more."""
+
+
+class TaskQueue:
+    """A FIFO of tasks the worker takes from, one at a time, while the gate is open."""
+
+    def __init__(self, on_change: QueueListener, *, enabled: bool = True) -> None:
+        self._tasks: list[Task] = []
+        self._enabled = enabled
+        self._closed = False
+        self._on_change = on_change
+        self._changed = threading.Condition()
+
+    def __len__(self) -> int:
+        with self._changed:
+            return len(self._tasks)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether pending tasks may start (`QUEUE:ENABLE` = `Run`)."""
+        return self._enabled
+
+    def snapshot(self) -> list[Task]:
+        """The pending tasks in run order."""
+        with self._changed:
+            return list(self._tasks)
+
+    def append(self, task: Task) -> None:
+        """Add `task` at the end."""
+        with self._changed:
+            self._tasks.append(task)
+            self._notify()
+
+    def take(self) -> Task:
+        """Block until a task is pending and the gate is open; remove and return it."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._closed or (self._enabled and self._tasks))
+            if self._closed:
+                raise QueueClosed
+            task = self._tasks.pop(0)
+            self._notify()
+            return task
+
+    def close(self) -> None:
+        """Wake every waiting `take` with `QueueClosed`."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def _notify(self) -> None:
+        # Called with the lock held, so listeners see changes in the order they happened.
+        self._changed.notify_all()
+        self._on_change(list(self._tasks))
