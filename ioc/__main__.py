@@ -10,12 +10,13 @@ from collections.abc import Sequence
 
 from caproto.asyncio.server import Context
 
+from .access import AcfError, load_acf
 from .app import build
 from .cli import parse_args
 from .config import Settings
 from .context import PlanLoadError
 from .devices import DeviceFileError
-from .pvs import BlueskyIOC, LoopBridge
+from .pvs import BlueskyIOC, LoopBridge, QuietRefusals, apply_access_security
 from .service import WorkerService
 
 log = logging.getLogger("ioc")
@@ -28,6 +29,8 @@ async def serve(settings: Settings, service: WorkerService) -> None:
     bridge = LoopBridge(loop, ioc)
     service.subscribe(bridge)
     await ioc.show_catalog()
+    if settings.acf is not None:
+        apply_access_security(ioc.pvdb, load_acf(settings.acf))
     server = Context(ioc.pvdb, list(settings.interfaces) or None)
     tasks = [
         asyncio.create_task(bridge.run(), name="pv-updates"),
@@ -53,9 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    logging.getLogger("caproto.circ").addFilter(QuietRefusals())
     try:
+        if settings.acf is not None:
+            load_acf(settings.acf)  # refuse to start on a broken file, before anything else
         service = build(settings)
-    except (DeviceFileError, PlanLoadError) as error:
+    except (AcfError, DeviceFileError, PlanLoadError) as error:
         log.error("cannot start: %s", error)
         return 1
     asyncio.run(serve(settings, service))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 
 from caproto import AlarmSeverity, AlarmStatus, ChannelData, ChannelType
@@ -145,3 +146,19 @@ def severity(alarm: bool) -> dict:
         return {"severity": AlarmSeverity.MAJOR_ALARM, "status": AlarmStatus.STATE}
     return {"severity": AlarmSeverity.NO_ALARM, "status": AlarmStatus.NO_ALARM}
 
+
+
+class Refused(ValueError):
+    """A write a putter refused, with the reason it already recorded on a status PV."""
+
+
+class QuietRefusals(logging.Filter):
+    """caproto logs a traceback for every put a putter refuses; for a `Refused` one a
+    single line is enough (the reason is on the status PVs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Shorten the records of refused writes."""
+        if record.exc_info and isinstance(record.exc_info[1], Refused):
+            record.msg, record.args = "write refused: %s", (record.exc_info[1],)
+            record.exc_info = None
+        return True

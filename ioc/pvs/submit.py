@@ -8,7 +8,7 @@ from caproto.server import PVGroup
 
 from ..errors import RequestError
 from ..models import Task
-from .fields import decode_write, enum, string, text, write_text
+from .fields import Refused, decode_write, enum, string, text, write_text
 
 REQUEST_BYTES = 65536  # the contract asks >= 16384 characters
 
@@ -43,7 +43,7 @@ class SubmitPVs(PVGroup):
             await self.status.write(SubmitStatus.REJECTED)
             await write_text(self.message, str(error))
             await self.parent.errors.record(f"{command}: {type(error).__name__}: {error}")
-            raise
+            raise Refused(error) from None
         await self.task_id.write(task.task_id)
         await self.status.write(SubmitStatus.ACCEPTED)
         await write_text(self.message, f"accepted as task {task.task_id}")

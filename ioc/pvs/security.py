@@ -1,0 +1,38 @@
+"""Access security: every PV, and its record fields, get the rights of their ACF group.
+
+Read-only PVs belong to group DEFAULT, writable ones (SUBMIT, RUN, QUEUE:* writables,
+ERROR:CLEAR, the control PVs) to CONTROL. A read-only PV never becomes writable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from caproto import AccessRights, ChannelData
+
+from ..access import AccessConfig
+
+DEFAULT_GROUP = "DEFAULT"
+CONTROL_GROUP = "CONTROL"
+
+
+def access_group(channel: ChannelData) -> str:
+    """The ACF group of `channel`: CONTROL if a client may ever write it."""
+    return CONTROL_GROUP if channel.check_access("", "") & AccessRights.WRITE else DEFAULT_GROUP
+
+
+def apply_access_security(pvdb: Mapping[str, ChannelData], config: AccessConfig) -> None:
+    """Limit every channel of `pvdb` (and its fields) to what `config` grants its group."""
+    for channel in pvdb.values():
+        group = access_group(channel)
+        for target in (channel, *getattr(channel, "fields", {}).values()):
+            target.check_access = _restricted(target.check_access, config, group)
+
+
+def _restricted(
+    own: Callable[[str, str], AccessRights], config: AccessConfig, group: str
+) -> Callable[[str, str], AccessRights]:
+    def check_access(host: str, user: str) -> AccessRights:
+        return own(host, user) & AccessRights(int(config.rights(group, host, user)))
+
+    return check_access
