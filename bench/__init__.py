@@ -1,0 +1,1 @@
+"""Benchmarks of the bluesky IOC (run as `python -m bench.<name>`)."""

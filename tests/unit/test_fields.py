@@ -1,0 +1,91 @@
+"""Tests of the text helpers of the char-waveform PVs (no server is started)."""
+
+import pytest
+
+from ioc.pvs.fields import RAW, decode_write, encode
+
+
+def raw(data: bytes) -> str:
+    """What caproto hands a write of `data` to a char waveform (decoded as latin-1)."""
+    return data.decode(RAW)
+
+
+# --- decode_write -----------------------------------------------------------------------------
+
+
+def test_plain_ascii() -> None:
+    assert decode_write('{"name":"count"}') == '{"name":"count"}'
+
+
+def test_cut_at_first_nul() -> None:
+    assert decode_write('{"a":1}\0garbage') == '{"a":1}'
+    assert decode_write("a\0b\0c") == "a"
+    assert decode_write("\0anything") == ""
+    assert decode_write("") == ""
+
+
+def test_garbage_after_nul_need_not_be_utf8() -> None:
+    assert decode_write(raw(b'{"a":1}\0\xff\xfe')) == '{"a":1}'
+
+
+def test_multibyte_utf8_is_decoded() -> None:
+    assert decode_write(raw("é".encode())) == "é"
+    text = '{"user":"Zoë","note":"→ 5 µm 🙂"}'
+    assert decode_write(raw(text.encode())) == text
+
+
+@pytest.mark.parametrize(
+    ("data", "position"),
+    [(b"\xff\xfe", 0), (b"ab\xffcd", 2), (b"ok \xc3", 3), (b"\xc3\xa9\xe2\x82", 2)],
+)
+def test_invalid_utf8_names_the_byte(data: bytes, position: int) -> None:
+    with pytest.raises(ValueError) as info:
+        decode_write(raw(data))
+    assert str(info.value) == f"not valid UTF-8 text (byte {position})"
+
+
+def test_latin1_text_is_not_taken_for_utf8() -> None:
+    with pytest.raises(ValueError, match="not valid UTF-8"):
+        decode_write(raw("café".encode("latin-1")))
+
+
+# --- encode -----------------------------------------------------------------------------------
+
+
+def test_short_text_is_unchanged() -> None:
+    assert encode("hello", 5) == b"hello"
+    assert encode("é", 2) == "é".encode()
+    assert encode("", 0) == b""
+
+
+def test_long_text_is_cut_with_an_ellipsis() -> None:
+    assert encode("hello world", 8) == b"hello..."
+    assert encode("x" * 5000, 4096) == b"x" * 4093 + b"..."
+
+
+def test_cut_never_splits_a_character() -> None:
+    text = "aé"  # b"a\xc3\xa9": a cut at 2 bytes would split the é
+    assert encode(text * 3, 5) == b"a..."
+    assert encode("€€€", 8) == "€...".encode()  # € is 3 bytes
+
+
+@pytest.mark.parametrize("text", ["x" * 50, "é" * 30, "€" * 20, "🙂" * 15, "aé€🙂" * 8])
+def test_result_fits_and_is_valid_utf8(text: str) -> None:
+    size = len(text.encode())
+    for max_bytes in range(3, size + 2):
+        data = encode(text, max_bytes)
+        assert len(data) <= max_bytes
+        decoded = data.decode("utf-8")  # never a split character
+        if max_bytes >= size:
+            assert decoded == text
+        else:
+            assert decoded.endswith("...")
+            assert text.startswith(decoded[:-3])
+            # as long as possible: one more character would not fit
+            next_char = text[len(decoded) - 3]
+            assert len(decoded.encode()) + len(next_char.encode()) > max_bytes
+
+
+def test_roundtrip_through_decode_write() -> None:
+    text = '{"note":"Zoë 🙂"}'
+    assert decode_write(raw(encode(text, 100))) == text

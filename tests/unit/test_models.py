@@ -1,0 +1,166 @@
+"""Tests of the wire models: request parsing, tasks, outcomes and JSON helpers."""
+
+import json
+import uuid
+
+import pytest
+
+from ioc.errors import RequestError
+from ioc.models import (
+    CORRELATION_ID_MAX,
+    Task,
+    TaskOutcome,
+    TaskRequest,
+    TaskResult,
+    describe_exception,
+    iso_time,
+    parse_request,
+    to_json,
+)
+
+
+def refusal(text: str) -> str:
+    with pytest.raises(RequestError) as info:
+        parse_request(text)
+    return str(info.value)
+
+
+# --- parse_request ----------------------------------------------------------------------------
+
+
+def test_parses_a_full_request() -> None:
+    text = '{"name":"count","params":{"num":2},"correlation_id":"c-1","metadata":{"user":"ann"}}'
+    request = parse_request(text)
+    assert request == TaskRequest(
+        name="count", params={"num": 2}, correlation_id="c-1", metadata={"user": "ann"}
+    )
+
+
+def test_optional_fields_default_to_empty() -> None:
+    request = parse_request('{"name": "count"}')
+    assert (request.params, request.correlation_id, request.metadata) == ({}, None, {})
+
+
+@pytest.mark.parametrize("text", ["", "{", "{'name': 'count'}", '{"name": "count"} x'])
+def test_bad_json(text: str) -> None:
+    assert refusal(text).startswith("request: not valid JSON")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"), [("[]", "list"), ('"count"', "str"), ("3", "int"), ("null", "NoneType")]
+)
+def test_non_object(text: str, kind: str) -> None:
+    assert refusal(text) == f"request: expected a JSON object, got {kind}"
+
+
+def test_missing_name() -> None:
+    assert refusal('{"params": {}}') == "name: Field required"
+
+
+def test_unknown_top_level_key() -> None:
+    message = refusal('{"name": "count", "md": {}}')
+    assert message.startswith("md: ")
+    assert "Extra inputs are not permitted" in message
+
+
+def test_correlation_id_length() -> None:
+    longest = "x" * CORRELATION_ID_MAX
+    assert parse_request(json.dumps({"name": "n", "correlation_id": longest})).correlation_id
+    too_long = json.dumps({"name": "n", "correlation_id": longest + "x"})
+    assert refusal(too_long).startswith("correlation_id: String should have at most 40 characters")
+    empty = refusal('{"name": "n", "correlation_id": ""}')
+    assert empty.startswith("correlation_id: String should have at least 1 character")
+
+
+@pytest.mark.parametrize("params", ["[1, 2]", '"x"', "1"])
+def test_params_must_be_an_object(params: str) -> None:
+    message = refusal(f'{{"name": "count", "params": {params}}}')
+    assert message.startswith("params: Input should be a valid dictionary")
+
+
+def test_several_errors_are_joined() -> None:
+    message = refusal('{"params": 1}')
+    assert "name: Field required" in message and "; params: " in message
+
+
+# --- Task -------------------------------------------------------------------------------------
+
+
+def test_task_create_with_default_correlation_id() -> None:
+    request = parse_request('{"name": "count", "params": {"num": "2"}}')
+    task = Task.create(request, {"num": 2})
+    assert str(uuid.UUID(task.task_id)) == task.task_id
+    assert task.correlation_id == task.task_id
+    assert (task.name, task.params, task.metadata) == ("count", {"num": 2}, {})
+    assert Task.create(request, {}).task_id != task.task_id
+
+
+def test_task_create_keeps_given_correlation_id() -> None:
+    task = Task.create(parse_request('{"name": "count", "correlation_id": "mine"}'), {})
+    assert task.correlation_id == "mine"
+    assert task.task_id != "mine"
+
+
+def test_run_metadata_ids_win_over_user_metadata() -> None:
+    text = '{"name":"n","correlation_id":"c","metadata":{"a":1,"task_id":"x","correlation_id":"y"}}'
+    task = Task.create(parse_request(text), {})
+    assert task.run_metadata() == {"a": 1, "task_id": task.task_id, "correlation_id": "c"}
+    assert list(task.run_metadata())[-2:] == ["task_id", "correlation_id"]
+
+
+def test_task_summary() -> None:
+    task = Task.create(parse_request('{"name": "count", "metadata": {"a": 1}}'), {"num": 1})
+    assert task.summary() == {
+        "task_id": task.task_id,
+        "name": "count",
+        "params": {"num": 1},
+        "correlation_id": task.task_id,
+        "submitted": iso_time(task.submitted),
+    }
+
+
+def test_iso_time() -> None:
+    assert iso_time(0.0) == "1970-01-01T00:00:00.000+00:00"
+    assert iso_time(1.2345) == "1970-01-01T00:00:01.234+00:00"
+
+
+# --- TaskOutcome and helpers ------------------------------------------------------------------
+
+
+def make_outcome(error: str | None, result: TaskResult = TaskResult.FAILED) -> TaskOutcome:
+    task = Task.create(parse_request('{"name": "fail"}'), {})
+    return TaskOutcome(task, result, started=10.0, finished=12.5, run_uids=("u1",), error=error)
+
+
+def test_outcome_error_message_names_the_task() -> None:
+    outcome = make_outcome(describe_exception(ValueError("boom")))
+    assert outcome.error_message == f"{outcome.task.task_id}: ValueError: boom"
+    assert make_outcome(None, TaskResult.SUCCESS).error_message is None
+
+
+def test_outcome_summary() -> None:
+    outcome = make_outcome("ValueError: boom")
+    summary = outcome.summary()
+    assert summary == {
+        **outcome.task.summary(),
+        "result": "Failed",
+        "error": "ValueError: boom",
+        "run_uids": ["u1"],
+        "started": iso_time(10.0),
+        "finished": iso_time(12.5),
+    }
+    assert outcome.duration == 2.5
+    json.dumps(summary)  # JSON-able as is
+
+
+def test_describe_exception() -> None:
+    assert describe_exception(ValueError("boom")) == "ValueError: boom"
+    assert describe_exception(KeyError("k")) == "KeyError: 'k'"
+    assert describe_exception(RuntimeError()) == "RuntimeError"
+    assert describe_exception(TimeoutError("")) == "TimeoutError"
+
+
+def test_to_json_is_compact() -> None:
+    assert to_json({"a": [1, 2], "b": None}) == '{"a":[1,2],"b":null}'
+    assert to_json({"u": uuid.UUID(int=0)}) == '{"u":"00000000-0000-0000-0000-000000000000"}'
+    assert to_json("é") == '"\\u00e9"'

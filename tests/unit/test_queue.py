@@ -1,0 +1,131 @@
+"""Tests of the task queue: order, blocking take, close, listener, the hold gate."""
+
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from ioc.models import Task, parse_request
+from ioc.queue import QueueClosed, TaskQueue
+
+TIMEOUT = 10.0
+
+
+def make_task(name: str) -> Task:
+    return Task.create(parse_request(f'{{"name": "{name}"}}'), {})
+
+
+class Recorder:
+    """A queue listener that keeps every snapshot it is given, as task names."""
+
+    def __init__(self) -> None:
+        self.snapshots: list[list[str]] = []
+
+    def __call__(self, tasks: list[Task]) -> None:
+        self.snapshots.append([task.name for task in tasks])
+
+
+class Taker:
+    """`queue.take()` in a thread; `done` is set when it returns or raises."""
+
+    def __init__(self, queue: TaskQueue) -> None:
+        self.task: Task | None = None
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self._thread = threading.Thread(target=self._take, args=(queue.take,), daemon=True)
+        self._thread.start()
+
+    def _take(self, take: Callable[[], Task]) -> None:
+        try:
+            self.task = take()
+        except BaseException as error:  # noqa: BLE001 - reported to the test
+            self.error = error
+        finally:
+            self.done.set()
+
+    def join(self) -> None:
+        assert self.done.wait(TIMEOUT), "take() did not return"
+        self._thread.join(TIMEOUT)
+
+
+def test_fifo_order() -> None:
+    queue = TaskQueue(Recorder())
+    tasks = [make_task(name) for name in ("a", "b", "c")]
+    for task in tasks:
+        queue.append(task)
+    assert len(queue) == 3
+    assert queue.snapshot() == tasks
+    assert [queue.take() for _ in tasks] == tasks
+    assert len(queue) == 0
+
+
+def test_snapshot_is_a_copy() -> None:
+    queue = TaskQueue(Recorder())
+    queue.append(make_task("a"))
+    queue.snapshot().clear()
+    assert len(queue) == 1
+
+
+def test_take_blocks_until_append_from_another_thread() -> None:
+    queue = TaskQueue(Recorder())
+    taker = Taker(queue)
+    assert not taker.done.wait(0.1)  # nothing pending: still waiting
+    task = make_task("a")
+    queue.append(task)
+    taker.join()
+    assert taker.task is task and taker.error is None
+
+
+def test_close_wakes_a_blocked_take() -> None:
+    queue = TaskQueue(Recorder())
+    takers = [Taker(queue), Taker(queue)]
+    assert not takers[0].done.wait(0.1)
+    queue.close()
+    for taker in takers:
+        taker.join()
+        assert isinstance(taker.error, QueueClosed) and taker.task is None
+
+
+def test_take_after_close_raises_even_with_tasks_pending() -> None:
+    queue = TaskQueue(Recorder())
+    queue.append(make_task("a"))
+    queue.close()
+    with pytest.raises(QueueClosed):
+        queue.take()
+
+
+def test_listener_gets_each_snapshot_in_order() -> None:
+    recorder = Recorder()
+    queue = TaskQueue(recorder)
+    queue.append(make_task("a"))
+    queue.append(make_task("b"))
+    queue.take()
+    queue.append(make_task("c"))
+    queue.take()
+    queue.take()
+    assert recorder.snapshots == [["a"], ["a", "b"], ["b"], ["b", "c"], ["c"], []]
+
+
+def test_listener_snapshot_is_not_the_queue_itself() -> None:
+    recorder: list[list[Task]] = []
+    queue = TaskQueue(recorder.append)
+    queue.append(make_task("a"))
+    recorder[0].clear()
+    assert len(queue) == 1
+
+
+def test_disabled_queue_holds_its_tasks() -> None:
+    queue = TaskQueue(Recorder(), enabled=False)
+    assert not queue.enabled
+    queue.append(make_task("a"))
+    taker = Taker(queue)
+    assert not taker.done.wait(0.2), "take() returned although the gate is closed"
+    assert len(queue) == 1
+    queue.close()
+    taker.join()
+    assert isinstance(taker.error, QueueClosed)
+    assert len(queue) == 1
+
+
+def test_enabled_by_default() -> None:
+    assert TaskQueue(Recorder()).enabled

@@ -1,0 +1,205 @@
+"""Tests of the worker behind WorkerService: real RunEngine, real ophyd.sim devices."""
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from bluesky import RunEngine
+from ophyd.sim import SynAxis, SynGauss
+
+from ioc.context import PlanContext
+from ioc.devices import DeviceEntry, DeviceRegistry
+from ioc.documents import RunProgress
+from ioc.errors import RequestError
+from ioc.models import Task, TaskOutcome, TaskResult, WorkerState
+from ioc.service import WorkerService
+
+TIMEOUT = 10.0
+
+
+class Recorder:
+    """A WorkerListener that records every report as (kind, value)."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, Any]] = []
+        self._changed = threading.Condition()
+
+    def _record(self, kind: str, value: Any) -> None:
+        with self._changed:
+            self.reports.append((kind, value))
+            self._changed.notify_all()
+
+    def state_changed(self, state: WorkerState) -> None:
+        self._record("state", state)
+
+    def queue_changed(self, tasks: list[Task]) -> None:
+        self._record("queue", [task.task_id for task in tasks])
+
+    def task_started(self, task: Task, started: float) -> None:
+        self._record("started", task)
+
+    def run_progress(self, progress: RunProgress) -> None:
+        self._record("progress", progress)
+
+    def task_finished(self, outcome: TaskOutcome) -> None:
+        self._record("finished", outcome)
+
+    def of(self, kind: str) -> list[Any]:
+        with self._changed:
+            return [value for k, value in self.reports if k == kind]
+
+    def outcomes(self, count: int) -> list[TaskOutcome]:
+        """Wait for `count` finished tasks; return their outcomes in order."""
+        with self._changed:
+            done = self._changed.wait_for(lambda: len(self.of("finished")) >= count, TIMEOUT)
+        assert done, f"{count} task(s) did not finish in {TIMEOUT} s: {self.reports}"
+        return self.of("finished")
+
+
+@pytest.fixture
+def run_engine() -> RunEngine:
+    return RunEngine(context_managers=[], call_returns_result=True)
+
+
+@pytest.fixture
+def context() -> PlanContext:
+    motor1 = SynAxis(name="motor1")
+    devices = {"motor1": motor1, "det1": SynGauss("det1", motor1, "motor1", center=0, Imax=1, sigma=1)}
+    entries = {name: DeviceEntry(name, "test", 0, device, None) for name, device in devices.items()}
+    return PlanContext.load(["plans", "tests.integration.sample_plans"], DeviceRegistry(entries))
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def service(run_engine: RunEngine, context: PlanContext, recorder: Recorder) -> Iterator[WorkerService]:
+    service = WorkerService(run_engine, context)
+    service.subscribe(recorder)
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def starts(run_engine: RunEngine) -> list[dict[str, Any]]:
+    """The start documents of every run."""
+    documents: list[dict[str, Any]] = []
+    run_engine.subscribe(lambda name, doc: documents.append(doc), "start")
+    return documents
+
+
+def request(name: str, **fields: Any) -> str:
+    return json.dumps({"name": name, **fields})
+
+
+COUNT = request("count", params={"detectors": ["det1"], "num": 2})
+
+
+def test_count_succeeds_with_one_run(service: WorkerService, recorder: Recorder, starts: list) -> None:
+    task = service.submit(COUNT)
+    [outcome] = recorder.outcomes(1)
+    assert outcome.task is task
+    assert (outcome.result, outcome.error, outcome.error_message) == (TaskResult.SUCCESS, None, None)
+    assert outcome.run_uids == (starts[0]["uid"],)
+    assert outcome.started <= outcome.finished
+    assert recorder.of("started") == [task]
+
+
+def test_start_document_carries_ids_and_metadata(
+    service: WorkerService, recorder: Recorder, starts: list
+) -> None:
+    metadata = {"sample": "Si", "operator": {"name": "ann"}, "task_id": "spoofed"}
+    task = service.submit(request("read_peak", params={"detector": "det1"}, metadata=metadata,
+                                  correlation_id="corr-1"))
+    [outcome] = recorder.outcomes(1)
+    assert outcome.result == TaskResult.SUCCESS, outcome.error
+    [start] = starts
+    assert (start["task_id"], start["correlation_id"]) == (task.task_id, "corr-1")
+    assert (start["sample"], start["operator"]) == ("Si", {"name": "ann"})
+
+
+def test_metadata_does_not_leak_into_the_next_task(
+    service: WorkerService, recorder: Recorder, starts: list
+) -> None:
+    first = service.submit(request("count", params={"detectors": ["det1"]}, metadata={"sample": "Si"}))
+    second = service.submit(COUNT)
+    recorder.outcomes(2)
+    assert [start["task_id"] for start in starts] == [first.task_id, second.task_id]
+    assert starts[0]["sample"] == "Si"
+    assert "sample" not in starts[1]
+    assert starts[1]["correlation_id"] == second.task_id
+
+
+def test_failed_task_is_recorded_and_the_next_one_runs(
+    service: WorkerService, recorder: Recorder
+) -> None:
+    failing = service.submit(request("fail"))
+    service.submit(COUNT)
+    failed, succeeded = recorder.outcomes(2)
+    assert failed.result == TaskResult.FAILED
+    assert failed.error == "ValueError: boom"
+    assert failed.error_message == f"{failing.task_id}: ValueError: boom"
+    assert failed.run_uids == ()
+    assert succeeded.result == TaskResult.SUCCESS and len(succeeded.run_uids) == 1
+
+
+def test_tasks_run_in_submission_order(service: WorkerService, recorder: Recorder) -> None:
+    tasks = [service.submit(request("fail", params={"message": str(n)})) for n in range(5)]
+    outcomes = recorder.outcomes(5)
+    assert [outcome.task for outcome in outcomes] == tasks
+    assert [outcome.error for outcome in outcomes] == [f"ValueError: {n}" for n in range(5)]
+    assert recorder.of("started") == tasks
+    assert len(service.queue) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{", "request: not valid JSON"),
+        ('{"params": {}}', "name: Field required"),
+        (request("nope"), "name: unknown plan 'nope'"),
+        (request("count", params={"detectors": ["det9"]}), "params.detectors.0: unknown device"),
+        (request("read_peak", params={"detector": "motor1"}), "params.detector: device 'motor1'"),
+        (request("count", params={"detectors": ["det1"]}, extra=1), "extra: Extra inputs"),
+    ],
+)
+def test_bad_requests_are_refused_and_not_queued(
+    run_engine: RunEngine, context: PlanContext, recorder: Recorder, text: str, message: str
+) -> None:
+    service = WorkerService(run_engine, context)  # not started: the queue keeps what it gets
+    service.subscribe(recorder)
+    with pytest.raises(RequestError) as info:
+        service.submit(text)
+    assert str(info.value).startswith(message)
+    assert len(service.queue) == 0 and recorder.reports == []
+
+
+def test_submit_queues_and_reports_the_queue(
+    run_engine: RunEngine, context: PlanContext, recorder: Recorder
+) -> None:
+    service = WorkerService(run_engine, context)  # not started
+    service.subscribe(recorder)
+    first, second = service.submit(COUNT), service.submit(COUNT)
+    assert service.queue.snapshot() == [first, second]
+    assert recorder.of("queue") == [[first.task_id], [first.task_id, second.task_id]]
+
+
+def test_state_running_then_idle(service: WorkerService, recorder: Recorder) -> None:
+    service.submit(COUNT)
+    recorder.outcomes(1)
+    assert recorder.of("state") == [WorkerState.RUNNING, WorkerState.IDLE]
+
+
+def test_progress_reports_the_run(service: WorkerService, recorder: Recorder, starts: list) -> None:
+    service.submit(request("scan", params={"detectors": ["det1"], "motor": "motor1",
+                                           "start": -1, "stop": 1, "num": 4}))
+    [outcome] = recorder.outcomes(1)
+    progress = recorder.of("progress")
+    assert progress[0] == RunProgress(run_uid=outcome.run_uids[0], scan_id=starts[0]["scan_id"])
+    assert [p.percent for p in progress[1:-1]] == [25.0, 50.0, 75.0, 100.0]
+    assert progress[-1] == RunProgress()
