@@ -6,7 +6,7 @@ from pydantic_core import ErrorDetails
 #: Error type of device-name errors (their message already names the input).
 DEVICE_ERROR_TYPE = "device"
 # Error types whose message needs no ", got <input>".
-_NO_INPUT_TYPES = frozenset({"missing", "extra_forbidden", DEVICE_ERROR_TYPE})
+_NO_INPUT_TYPES = frozenset({"missing", "extra_forbidden", "value_error", DEVICE_ERROR_TYPE})
 _MAX_INPUT_REPR = 60
 
 
@@ -21,7 +21,7 @@ def format_validation_error(error: pydantic.ValidationError, prefix: str = "") -
 
 def _format_item(item: ErrorDetails, prefix: str) -> str:
     """One error as ``<prefix><loc>: <msg>[, got <input>]``."""
-    message = item["msg"]
+    message = item["msg"].removeprefix("Value error, ")  # a validator's own words
     if item["type"] not in _NO_INPUT_TYPES:
         # Some messages already say "got <a kind of input>": then add the input itself.
         separator = ": " if ", got " in message else ", got "

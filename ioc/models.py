@@ -10,11 +10,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import event_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import RequestError, format_validation_error
 
 CORRELATION_ID_MAX = 40  # a DBR_STRING holds 40 characters
+RESERVED_METADATA = ("uid", "time", "task_id", "correlation_id")  # set by the RunEngine / worker
+_START_SCHEMA = event_model.schema_validators[event_model.DocumentNames.start]
 
 
 class WorkerState(StrEnum):
@@ -52,6 +55,19 @@ class TaskRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     correlation_id: str | None = Field(default=None, min_length=1, max_length=CORRELATION_ID_MAX)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _fits_a_start_document(cls, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Refuse keys the worker sets and values the start document schema forbids."""
+        reserved = sorted(set(metadata) & set(RESERVED_METADATA))
+        if reserved:
+            raise ValueError(f"reserved key(s) {', '.join(reserved)}: set by the worker")
+        trial = {**metadata, "uid": "", "time": 0.0}
+        for error in _START_SCHEMA.iter_errors(trial):
+            where = ".".join(str(part) for part in error.absolute_path)
+            raise ValueError(f"{where}: {error.message}")
+        return metadata
 
 
 def parse_request(text: str) -> TaskRequest:

