@@ -48,11 +48,12 @@ class IocClient:
 
     def __init__(self, ioc: harness.IocProcess) -> None:
         self.ctx = Context(timeout=TIMEOUT)
-        names = ("SUBMIT", "SUBMIT:TASK_ID", "LAST:TASK_ID", "LAST:RESULT")
+        names = ("SUBMIT", "SUBMIT:TASK_ID", "LAST:TASK_ID", "LAST:RESULT", "LAST:DURATION")
         pvs = self.ctx.get_pvs(*(ioc.pv(name) for name in names), timeout=TIMEOUT)
         for pv in pvs:
             pv.wait_for_connection(timeout=TIMEOUT)
-        self.submit_pv, self.task_id_pv, self.last_pv, self.result_pv = pvs
+        self.submit_pv, self.task_id_pv, self.last_pv, self.result_pv, self.duration_pv = pvs
+        self.durations: list[float] = []  # LAST:DURATION of each timed round trip
         self._lock = threading.Lock()
         self._finished: set[str] = set()
         self._target: str | None = None
@@ -91,7 +92,7 @@ class IocClient:
 
     def last_result(self) -> str:
         """``LAST:RESULT`` as its enum string."""
-        return self.result_pv.read(data_type=ChannelType.STRING).data[0].decode()
+        return self.result_pv.read(data_type=ChannelType.STRING, timeout=TIMEOUT).data[0].decode()
 
     def round_trip(self) -> float:
         """Seconds from the write of one request to seeing it finished."""
@@ -102,6 +103,7 @@ class IocClient:
         elapsed = time.perf_counter() - t0
         if (result := self.last_result()) != "Success":
             raise RuntimeError(f"task {task_id} ended with {result}")
+        self.durations.append(float(self.duration_pv.read(timeout=TIMEOUT).data[0]))
         return elapsed
 
     def batch(self, tasks: int) -> float:
@@ -148,6 +150,7 @@ def interleave(a: Callable[[], float], b: Callable[[], float], n: int) -> tuple[
 def measure(client: IocClient, bare: Bare, n: int, tasks: int, rounds: int) -> dict[str, Any]:
     """All figures of the benchmark (times in ms, rates in tasks/s)."""
     interleave(client.round_trip, bare.round_trip, 5)  # warm-up
+    client.durations.clear()
     ioc_rt, bare_rt = interleave(client.round_trip, bare.round_trip, n)
     ioc_b, bare_b = interleave(lambda: client.batch(tasks), lambda: bare.batch(tasks), rounds)
     ioc_ms, bare_ms = statistics.median(ioc_rt) * 1e3, statistics.median(bare_rt) * 1e3
@@ -160,6 +163,7 @@ def measure(client: IocClient, bare: Bare, n: int, tasks: int, rounds: int) -> d
             "bare_median": bare_ms,
             "ratio": ioc_ms / bare_ms,
             "overhead_ms": ioc_ms - bare_ms,
+            "ioc_task_median": statistics.median(client.durations) * 1e3,  # LAST:DURATION
             "ioc_min": min(ioc_rt) * 1e3,
             "ioc_max": max(ioc_rt) * 1e3,
             "bare_min": min(bare_rt) * 1e3,
@@ -184,6 +188,7 @@ def report(fig: dict[str, Any]) -> str:
         f"round trip count([det1], num=1), n={fig['n']} (median [min..max])",
         f"  IOC   {rt['ioc_median']:8.2f} ms  [{rt['ioc_min']:.2f}..{rt['ioc_max']:.2f}]",
         f"  bare  {rt['bare_median']:8.2f} ms  [{rt['bare_min']:.2f}..{rt['bare_max']:.2f}]",
+        f"  (IOC's own LAST:DURATION, worker side: {rt['ioc_task_median']:.2f} ms)",
         f"  ratio IOC/bare {rt['ratio']:.2f}   overhead {rt['overhead_ms']:.2f} ms",
         f"throughput, {tp['tasks']} tasks back to back, median of {tp['rounds']} rounds",
         f"  IOC   {tp['ioc_tasks_per_s']:8.1f} tasks/s",

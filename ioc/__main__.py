@@ -8,15 +8,13 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from caproto.asyncio.server import Context
-
 from .access import AcfError, load_acf
 from .app import build
 from .cli import parse_args
 from .config import Settings
 from .context import PlanLoadError
 from .devices import DeviceFileError
-from .pvs import BlueskyIOC, LoopBridge, QuietRefusals, apply_access_security
+from .pvs import BlueskyIOC, QuietRefusals, Server, apply_access_security
 from .service import WorkerService
 
 log = logging.getLogger("ioc")
@@ -26,26 +24,20 @@ async def serve(settings: Settings, service: WorkerService) -> None:
     """Publish the PVs and run tasks until SIGINT/SIGTERM."""
     loop = asyncio.get_running_loop()
     ioc = BlueskyIOC(service, prefix=settings.prefix)
-    bridge = LoopBridge(loop, ioc)
-    service.subscribe(bridge)
     await ioc.show_catalog()
     if settings.acf is not None:
         apply_access_security(ioc.pvdb, load_acf(settings.acf))
-    server = Context(ioc.pvdb, list(settings.interfaces) or None)
-    tasks = [
-        asyncio.create_task(bridge.run(), name="pv-updates"),
-        asyncio.create_task(server.run(log_pv_names=settings.list_pvs), name="ca-server"),
-    ]
+    server = Server(ioc.pvdb, list(settings.interfaces) or None)
+    serving = asyncio.create_task(server.run(log_pv_names=settings.list_pvs), name="ca-server")
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, tasks[1].cancel)
+        loop.add_signal_handler(signum, serving.cancel)
     service.start()
     log.info("serving %d PVs with prefix %s", len(ioc.pvdb), settings.prefix)
     try:
-        await tasks[1]
+        await serving
     except asyncio.CancelledError:
         log.info("stopping")
     finally:
-        tasks[0].cancel()
         service.stop()
 
 

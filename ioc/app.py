@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
+
+from bluesky import RunEngine
+
 from .config import Settings
 from .context import PlanContext
 from .devices import load_devices
@@ -9,9 +13,19 @@ from .service import WorkerService
 from .worker import make_run_engine
 
 
+def load_context(settings: Settings, run_engine: RunEngine, *, reload: bool = False) -> PlanContext:
+    """Devices from the device file and plans from the plan modules; raises
+    `DeviceFileError` or `PlanLoadError` if they cannot be loaded."""
+    devices = load_devices(settings.devices, run_engine.loop, timeout=settings.connect_timeout)
+    return PlanContext.load(settings.plans, devices, reload=reload)
+
+
 def build(settings: Settings) -> WorkerService:
     """A service ready to start; raises `DeviceFileError` or `PlanLoadError` if it cannot be."""
     run_engine = make_run_engine()
-    devices = load_devices(settings.devices, run_engine.loop, timeout=settings.connect_timeout)
-    context = PlanContext.load(settings.plans, devices)
-    return WorkerService(run_engine, context)
+    return WorkerService(
+        run_engine,
+        load_context(settings, run_engine),
+        reload_context=partial(load_context, settings, run_engine, reload=True),
+        continue_on_error=settings.continue_on_error,
+    )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from .models import Task
 
-QueueListener = Callable[[list[Task]], None]
+QueueListener = Callable[[list[Task], bool], None]
 
 
 class QueueClosed(Exception):
@@ -15,11 +15,16 @@ class QueueClosed(Exception):
 
 
 class TaskQueue:
-    """A FIFO of tasks the worker takes from, one at a time, while the gate is open."""
+    """A FIFO of tasks the worker takes from, one at a time, while the gate is open.
+
+    The gate is open while the operator lets the queue run (`enabled`) and no latch
+    (the worker's panic) holds it shut.
+    """
 
     def __init__(self, on_change: QueueListener, *, enabled: bool = True) -> None:
         self._tasks: list[Task] = []
         self._enabled = enabled
+        self._latched = False
         self._closed = False
         self._on_change = on_change
         self._changed = threading.Condition()
@@ -44,10 +49,41 @@ class TaskQueue:
             self._tasks.append(task)
             self._notify()
 
+    def remove(self, task_id: str) -> Task:
+        """Remove the pending task `task_id`; raise `KeyError` if it is not pending."""
+        with self._changed:
+            for index, task in enumerate(self._tasks):
+                if task.task_id == task_id:
+                    del self._tasks[index]
+                    self._notify()
+                    return task
+        raise KeyError(f"task {task_id!r} is not pending")
+
+    def clear(self) -> list[Task]:
+        """Remove every pending task; return them in run order."""
+        with self._changed:
+            removed, self._tasks = self._tasks, []
+            self._notify()
+            return removed
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Let pending tasks start one after another (True) or hold them (False)."""
+        with self._changed:
+            self._enabled = enabled
+            self._notify()
+
+    def set_latched(self, latched: bool) -> None:
+        """Hold every pending task regardless of `enabled` while `latched`."""
+        with self._changed:
+            self._latched = latched
+            self._notify()
+
     def take(self) -> Task:
         """Block until a task is pending and the gate is open; remove and return it."""
         with self._changed:
-            self._changed.wait_for(lambda: self._closed or (self._enabled and self._tasks))
+            self._changed.wait_for(
+                lambda: self._closed or (self._enabled and not self._latched and self._tasks)
+            )
             if self._closed:
                 raise QueueClosed
             task = self._tasks.pop(0)
@@ -63,4 +99,4 @@ class TaskQueue:
     def _notify(self) -> None:
         # Called with the lock held, so listeners see changes in the order they happened.
         self._changed.notify_all()
-        self._on_change(list(self._tasks))
+        self._on_change(list(self._tasks), self._enabled)

@@ -7,30 +7,48 @@ knows Channel Access.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future
 
 from bluesky import RunEngine
 
 from .context import PlanContext
+from .control import Command, Control
 from .documents import RunProgress
 from .models import Task, TaskOutcome, WorkerState, parse_request
 from .queue import TaskQueue
 from .worker import Worker, WorkerListener
 
 
-
 class WorkerService(WorkerListener):
-    """Validates and queues requests for the worker; fans its reports out to listeners."""
+    """Validates and queues requests, carries out commands; fans reports out to listeners."""
 
-    def __init__(self, run_engine: RunEngine, context: PlanContext) -> None:
+    def __init__(
+        self,
+        run_engine: RunEngine,
+        context: PlanContext,
+        *,
+        reload_context: Callable[[], PlanContext],
+        continue_on_error: bool = False,
+    ) -> None:
         self._context = context
+        self._reload_context = reload_context
         self._listeners: list[WorkerListener] = []
         self.queue = TaskQueue(self.queue_changed)
-        self._worker = Worker(run_engine, lambda: self._context, self.queue, self)
+        self._worker = Worker(
+            run_engine, lambda: self._context, self.queue, self, continue_on_error=continue_on_error
+        )
+        self._control = Control(self._worker, self._reload)
 
     @property
     def context(self) -> PlanContext:
         """The plans and devices requests are validated against."""
         return self._context
+
+    @property
+    def state(self) -> WorkerState:
+        """The worker's state, as `STATE` shows it."""
+        return self._worker.state
 
     def subscribe(self, listener: WorkerListener) -> None:
         """Report to `listener` from now on."""
@@ -52,10 +70,33 @@ class WorkerService(WorkerListener):
         self.queue.append(task)
         return task
 
-    # WorkerListener: fan out.
+    def remove(self, task_id: str) -> Task:
+        """Take the pending task `task_id` off the queue; `KeyError` if it is not pending."""
+        task = self.queue.remove(task_id)
+        self.task_removed(task)
+        return task
+
+    def clear(self) -> list[Task]:
+        """Take every pending task off the queue."""
+        removed = self.queue.clear()
+        for task in removed:
+            self.task_removed(task)
+        return removed
+
+    def command(self, command: Command) -> Future[None]:
+        """Carry out `command`; the future completes when the worker has reached its target
+        state, or fails with `CommandRefused`."""
+        return self._control.execute(command)
+
+    def _reload(self) -> None:
+        self._context = self._reload_context()
+        self.catalog_changed()
+
+    # WorkerListener: fan out, then let waiting commands see the new state.
     def state_changed(self, state: WorkerState) -> None:
         for listener in self._listeners:
             listener.state_changed(state)
+        self._control.check()
 
     def task_started(self, task: Task, started: float) -> None:
         for listener in self._listeners:
@@ -68,7 +109,16 @@ class WorkerService(WorkerListener):
     def task_finished(self, outcome: TaskOutcome) -> None:
         for listener in self._listeners:
             listener.task_finished(outcome)
+        self._control.check()
 
-    def queue_changed(self, tasks: list[Task]) -> None:
+    def task_removed(self, task: Task) -> None:
         for listener in self._listeners:
-            listener.queue_changed(tasks)
+            listener.task_removed(task)
+
+    def queue_changed(self, tasks: list[Task], enabled: bool) -> None:
+        for listener in self._listeners:
+            listener.queue_changed(tasks, enabled)
+
+    def catalog_changed(self) -> None:
+        for listener in self._listeners:
+            listener.catalog_changed()

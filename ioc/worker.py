@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from typing import Protocol
 
 from bluesky import RunEngine
 from bluesky.run_engine import RunEngineResult
+from bluesky.utils import RunEngineInterrupted
 
 from .context import PlanContext
 from .documents import RunProgress, RunTracker
@@ -34,8 +38,14 @@ class WorkerListener(Protocol):
     def task_finished(self, outcome: TaskOutcome) -> None:
         """The current task ended."""
 
-    def queue_changed(self, tasks: list[Task]) -> None:
-        """The pending tasks changed; `tasks` are all of them, in run order."""
+    def queue_changed(self, tasks: list[Task], enabled: bool) -> None:
+        """The pending tasks (all of them, in run order) or the hold/run gate changed."""
+
+    def task_removed(self, task: Task) -> None:
+        """`task` was taken off the queue before it ran."""
+
+    def catalog_changed(self) -> None:
+        """Plans and devices were reloaded."""
 
 
 def make_run_engine() -> RunEngine:
@@ -43,24 +53,83 @@ def make_run_engine() -> RunEngine:
     return RunEngine(context_managers=[], call_returns_result=True)
 
 
+FAILURES = frozenset({TaskResult.FAILED, TaskResult.ABORTED, TaskResult.HALTED})
+
+Step = Callable[[], RunEngineResult]
+
+
 class Worker:
-    """Takes tasks from the queue and runs each to its end on the RunEngine."""
+    """Takes tasks from the queue and runs each to its end on the RunEngine.
+
+    A paused task keeps the worker thread: it waits for the next step (`continue_with`:
+    resume, stop, abort or halt), which only this thread may run. After a failed,
+    aborted or halted task the queue gate is closed unless `continue_on_error`.
+    """
 
     def __init__(
         self,
         run_engine: RunEngine,
         context: Callable[[], PlanContext],
-        queue: TaskQueue,
+        task_queue: TaskQueue,
         listener: WorkerListener,
+        *,
+        continue_on_error: bool = False,
     ) -> None:
         self._run_engine = run_engine
         self._context = context
-        self._queue = queue
+        self._queue = task_queue
         self._listener = listener
+        self._continue_on_error = continue_on_error
         self._tracker = RunTracker(listener.run_progress)
         self._thread = threading.Thread(target=self._serve, name="bluesky-worker", daemon=True)
+        self._steps: queue.SimpleQueue[Step] = queue.SimpleQueue()
+        self._task_lock = threading.Lock()
+        self._ending: tuple[TaskResult, str] | None = None
+        self._panicked = False
+        self.current: Task | None = None
         run_engine.state_hook = self._state_changed
         run_engine.subscribe(self._tracker)
+
+    @property
+    def run_engine(self) -> RunEngine:
+        """The RunEngine this worker owns."""
+        return self._run_engine
+
+    @property
+    def state(self) -> WorkerState:
+        """The RunEngine's state, or PANICKED while the panic latch is set."""
+        if self._panicked:
+            return WorkerState.PANICKED
+        return WorkerState(str(self._run_engine.state).upper())
+
+    @property
+    def panicked(self) -> bool:
+        """Whether the panic latch is set."""
+        return self._panicked
+
+    def set_panicked(self, panicked: bool) -> None:
+        """Set or lift the panic latch: while set, no task starts or resumes."""
+        self._panicked = panicked
+        self._queue.set_latched(panicked)
+        self._listener.state_changed(self.state)
+
+    def continue_with(self, step: Step) -> None:
+        """Hand the paused task's next step (`RE.resume`, `RE.stop`, ...) to the worker thread."""
+        self._steps.put(step)
+
+    def ending(self, result: TaskResult, reason: str) -> None:
+        """Record how the current task is being ended (before calling stop/abort/halt)."""
+        self._ending = (result, reason)
+
+    @contextmanager
+    def idle(self) -> Iterator[bool]:
+        """Yield True, keeping tasks from starting meanwhile, if no task is running; else False."""
+        acquired = self._task_lock.acquire(blocking=False)
+        try:
+            yield acquired and self.current is None
+        finally:
+            if acquired:
+                self._task_lock.release()
 
     def start(self) -> None:
         """Start taking tasks."""
@@ -78,19 +147,40 @@ class Worker:
                 task = self._queue.take()
             except QueueClosed:
                 return
-            self._listener.task_finished(self._run(task))
+            with self._task_lock:
+                self.current = task
+                outcome = self._run(task)
+                self.current = None
+            if outcome.result in FAILURES and not self._continue_on_error:
+                self._queue.set_enabled(False)
+            self._listener.task_finished(outcome)
 
     def _run(self, task: Task) -> TaskOutcome:
         started = time.time()
+        self._ending = None
         self._listener.task_started(task, started)
         self._tracker.begin_task()
         try:
             plan = self._context().build_plan(task.name, task.params)
-            result = self._run_engine(plan, **task.run_metadata())
+            step: Step = partial(self._run_engine, plan, **task.run_metadata())
+            while True:
+                try:
+                    result = step()
+                    break
+                except RunEngineInterrupted:
+                    if self._run_engine.state != "paused":  # ended while running
+                        return self._outcome(task, started, *self._ended_by_operator())
+                    step = self._steps.get()
         except Exception as error:  # the plan's own failure: record it, go on with the next
             log.warning("task %s failed: %s", task.task_id, describe_exception(error))
             return self._outcome(task, started, TaskResult.FAILED, describe_exception(error))
+        if result.interrupted and self._ending is not None:
+            return self._outcome(task, started, *self._ended_by_operator())
         return self._outcome(task, started, *_result_of(result))
+
+    def _ended_by_operator(self) -> tuple[TaskResult, str]:
+        result, reason = self._ending or (TaskResult.ABORTED, "interrupted")
+        return result, f"{result}: {reason}"
 
     def _outcome(
         self, task: Task, started: float, result: TaskResult, error: str | None = None
@@ -105,11 +195,15 @@ class Worker:
         )
 
     def _state_changed(self, new: str, old: str) -> None:
-        self._listener.state_changed(WorkerState(str(new).upper()))
+        self._listener.state_changed(
+            WorkerState.PANICKED if self._panicked else WorkerState(str(new).upper())
+        )
 
 
 def _result_of(result: RunEngineResult) -> tuple[TaskResult, str | None]:
-    """The task result and error text of a RunEngine call that returned."""
+    """The task result and error text of a RunEngine call that returned on its own."""
     if result.exit_status == "success":
         return TaskResult.SUCCESS, None
+    if result.exit_status == "abort":
+        return TaskResult.ABORTED, f"Aborted: {result.reason or 'the RunEngine aborted the plan'}"
     return TaskResult.FAILED, result.reason or result.exit_status

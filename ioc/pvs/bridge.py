@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..documents import RunProgress
 from ..models import Task, TaskOutcome, WorkerState
-from .ioc import BlueskyIOC
+
+if TYPE_CHECKING:
+    from .ioc import BlueskyIOC
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +26,9 @@ class LoopBridge:
         self._loop = loop
         self._ioc = ioc
         self._updates: asyncio.Queue[Update | asyncio.Future[None]] = asyncio.Queue()
+        self._applying = loop.create_task(self._run(), name="pv-updates")
 
-    async def run(self) -> None:
+    async def _run(self) -> None:
         """Apply updates for as long as the server runs."""
         while True:
             update = await self._updates.get()
@@ -50,8 +53,14 @@ class LoopBridge:
     def state_changed(self, state: WorkerState) -> None:
         self._post(self._ioc.state_changed, state)
 
-    def queue_changed(self, tasks: list[Task]) -> None:
-        self._post(self._ioc.queue_changed, tasks)
+    def queue_changed(self, tasks: list[Task], enabled: bool) -> None:
+        self._post(self._ioc.queue_changed, tasks, enabled)
+
+    def task_removed(self, task: Task) -> None:
+        self._post(self._ioc.task_removed, task)
+
+    def catalog_changed(self) -> None:
+        self._post(self._ioc.catalog_changed)
 
     def task_started(self, task: Task, started: float) -> None:
         self._post(self._ioc.task_started, task, started)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from enum import StrEnum
+from typing import Any
 
 from caproto import AlarmSeverity, AlarmStatus, ChannelData, ChannelType
 from caproto._constants import MAX_SUBSCRIPTION_BACKLOG
@@ -88,9 +89,16 @@ def double(name: str, doc: str, units: str) -> pvproperty:
 
 
 def enum(
-    name: str, doc: str, states: type[StrEnum], value: StrEnum, *, read_only: bool = True
+    name: str,
+    doc: str,
+    states: type[StrEnum],
+    value: StrEnum,
+    *,
+    read_only: bool = True,
+    **options: Any,
 ) -> pvproperty:
-    """A DBR_ENUM whose strings are exactly the members of `states`."""
+    """A DBR_ENUM whose strings are exactly the members of `states` (`options` go to
+    `pvproperty`, e.g. `put=`)."""
     two_state = len(states) == 2
     record = ("bi" if two_state else "mbbi") if read_only else ("bo" if two_state else "mbbo")
     return pvproperty(
@@ -102,6 +110,7 @@ def enum(
         record=record,
         read_only=read_only,
         doc=doc,
+        **options,
     )
 
 
@@ -112,9 +121,9 @@ class Trigger(StrEnum):
     ACT = "Act"
 
 
-def trigger(name: str, doc: str) -> pvproperty:
+def trigger(name: str, doc: str, **options: Any) -> pvproperty:
     """A `bo` that acts when 1 is written and reads back 0."""
-    return enum(name, doc, Trigger, Trigger.IDLE, read_only=False)
+    return enum(name, doc, Trigger, Trigger.IDLE, read_only=False, **options)
 
 
 def encode(text_value: str, max_bytes: int) -> bytes:

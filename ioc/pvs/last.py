@@ -28,7 +28,6 @@ class LastPVs(PVGroup):
     async def show(self, outcome: TaskOutcome) -> None:
         """Show `outcome`; `LAST:RESULT` is in alarm unless the task succeeded or was stopped."""
         task = outcome.task
-        await self.task_id.write(task.task_id)
         await self.plan.write(task.name)
         await self.correlation_id.write(task.correlation_id)
         await write_text(self.run_uids, to_json(list(outcome.run_uids)))
@@ -36,3 +35,4 @@ class LastPVs(PVGroup):
         severity = SEVERITY.get(outcome.result, AlarmSeverity.NO_ALARM)
         status = AlarmStatus.STATE if severity else AlarmStatus.NO_ALARM
         await self.result.write(outcome.result, severity=severity, status=status)
+        await self.task_id.write(task.task_id)  # last: seeing it change means the rest is set

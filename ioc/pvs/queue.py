@@ -1,20 +1,60 @@
-"""`QUEUE`, `QUEUE:COUNT`: the pending tasks in run order."""
+"""`QUEUE`, `QUEUE:COUNT`, `QUEUE:ENABLE`, `QUEUE:REMOVE`, `QUEUE:CLEAR`: the pending tasks."""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from caproto.server import PVGroup
 
 from ..models import Task, to_json
-from .fields import JSON_BYTES, long, text, write_text
+from .fields import JSON_BYTES, Refused, Trigger, enum, long, string, text, trigger, write_text
+
+
+class Gate(StrEnum):
+    """`QUEUE:ENABLE`: whether pending tasks may start."""
+
+    HOLD = "Hold"
+    RUN = "Run"
 
 
 class QueuePVs(PVGroup):
-    """The pending tasks."""
+    """The pending tasks and the operator's hold on them."""
 
     tasks = text("QUEUE", "Pending tasks, JSON, run order", max_bytes=JSON_BYTES)
     count = long("QUEUE:COUNT", "Number of pending tasks")
+    enable = enum("QUEUE:ENABLE", "Hold or run pending tasks", Gate, Gate.RUN, read_only=False)
+    remove = string("QUEUE:REMOVE", "Write a pending task id to remove it", read_only=False)
+    clear = trigger("QUEUE:CLEAR", "Write 1 to remove every pending task")
 
-    async def show(self, tasks: list[Task]) -> None:
-        """Show `tasks` as the pending queue."""
+    async def show(self, tasks: list[Task], enabled: bool) -> None:
+        """Show `tasks` as the pending queue, and the gate."""
         await write_text(self.tasks, to_json([task.summary() for task in tasks]))
         await self.count.write(len(tasks))
+        gate = Gate.RUN if enabled else Gate.HOLD
+        if self.enable.value != gate:
+            await self.enable.write(gate, verify_value=False)  # not an operator's write
+
+    @enable.putter
+    async def enable(self, instance, value: str) -> str:
+        """Hold or release the queue."""
+        self.parent.service.queue.set_enabled(value == Gate.RUN)
+        return value
+
+    @remove.putter
+    async def remove(self, instance, value: str) -> str:
+        """Take a pending task off the queue; refuse an id that is not pending."""
+        try:
+            self.parent.service.remove(value)
+        except KeyError as error:
+            await self.parent.errors.record(f"QUEUE:REMOVE: KeyError: {error.args[0]}")
+            raise Refused(error.args[0]) from None
+        await self.parent.bridge.settled()
+        return value
+
+    @clear.putter
+    async def clear(self, instance, value: str) -> str:
+        """Take every pending task off the queue."""
+        if value == Trigger.ACT:
+            self.parent.service.clear()
+            await self.parent.bridge.settled()
+        return Trigger.IDLE

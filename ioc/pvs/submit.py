@@ -1,13 +1,14 @@
-"""`SUBMIT` and its outcome PVs: a JSON request in, accepted or refused at once."""
+"""`SUBMIT`, `RUN` and their outcome PVs: a JSON request in, accepted or refused at once."""
 
 from __future__ import annotations
 
+import asyncio
 from enum import StrEnum
 
 from caproto.server import PVGroup
 
 from ..errors import RequestError
-from ..models import Task
+from ..models import Task, TaskOutcome, TaskResult
 from .fields import Refused, decode_write, enum, string, text, write_text
 
 REQUEST_BYTES = 65536  # the contract asks >= 16384 characters
@@ -25,6 +26,7 @@ class SubmitPVs(PVGroup):
     """Task requests in; the outcome of each write out, set before its completion."""
 
     submit = text("SUBMIT", "Task request JSON (write)", max_bytes=REQUEST_BYTES, read_only=False)
+    run = text("RUN", "Task request; completes when it ends", max_bytes=REQUEST_BYTES, read_only=False)
     status = enum("SUBMIT:STATUS", "Outcome of the last request", SubmitStatus, SubmitStatus.NONE)
     message = text("SUBMIT:MESSAGE", "Why the last request was refused")
     task_id = string("SUBMIT:TASK_ID", "Task id of the last accepted request")
@@ -35,16 +37,34 @@ class SubmitPVs(PVGroup):
         await self.queue_request("SUBMIT", value)
         return value
 
-    async def queue_request(self, command: str, value: str) -> Task:
-        """Validate and queue the raw write `value`; record the outcome; raise if refused."""
+    @run.putter
+    async def run(self, instance, value: str) -> str:
+        """Queue the request; complete once the task has ended, with an error unless it
+        succeeded (a plain put does not wait: it behaves like `SUBMIT`)."""
+        task, ended = await self.queue_request("RUN", value)
+        outcome = await ended
+        if outcome is None:
+            raise Refused(f"task {task.task_id} was removed before it ran")
+        if outcome.result is not TaskResult.SUCCESS:
+            raise Refused(f"task {task.task_id} ended {outcome.result}: {outcome.error}")
+        return value
+
+    async def queue_request(
+        self, command: str, value: str
+    ) -> tuple[Task, asyncio.Future[TaskOutcome | None]]:
+        """Validate and queue the raw write `value`; record the outcome, before returning the
+        task and the future of its end; raise `Refused` if the request is refused."""
+        ioc = self.parent
         try:
-            task = self.parent.service.submit(decode_write(value))
+            task = ioc.service.submit(decode_write(value))
         except (RequestError, ValueError) as error:
             await self.status.write(SubmitStatus.REJECTED)
             await write_text(self.message, str(error))
-            await self.parent.errors.record(f"{command}: {type(error).__name__}: {error}")
+            await ioc.errors.record(f"{command}: {type(error).__name__}: {error}")
             raise Refused(error) from None
+        ended = ioc.task_end(task.task_id)  # before any await: the task may end quickly
         await self.task_id.write(task.task_id)
         await self.status.write(SubmitStatus.ACCEPTED)
         await write_text(self.message, f"accepted as task {task.task_id}")
-        return task
+        await ioc.bridge.settled()
+        return task, ended

@@ -47,7 +47,8 @@ STUBS = {"mv", "mvr", "sleep"}
 
 @pytest.fixture(scope="module")
 def ioc(module_ioc_factory, tmp_path_factory):
-    return module_ioc_factory(*SAMPLE_PLANS, "--state-dir", tmp_path_factory.mktemp("state"))
+    state = tmp_path_factory.mktemp("state")
+    return module_ioc_factory(*SAMPLE_PLANS, "--continue-on-error", "--state-dir", state)
 
 
 @pytest.mark.parametrize("plan", sorted(STANDARD_PLANS))

@@ -20,9 +20,11 @@ class Recorder:
 
     def __init__(self) -> None:
         self.snapshots: list[list[str]] = []
+        self.gates: list[bool] = []
 
-    def __call__(self, tasks: list[Task]) -> None:
+    def __call__(self, tasks: list[Task], enabled: bool) -> None:
         self.snapshots.append([task.name for task in tasks])
+        self.gates.append(enabled)
 
 
 class Taker:
@@ -108,7 +110,7 @@ def test_listener_gets_each_snapshot_in_order() -> None:
 
 def test_listener_snapshot_is_not_the_queue_itself() -> None:
     recorder: list[list[Task]] = []
-    queue = TaskQueue(recorder.append)
+    queue = TaskQueue(lambda tasks, enabled: recorder.append(tasks))
     queue.append(make_task("a"))
     recorder[0].clear()
     assert len(queue) == 1
@@ -129,3 +131,24 @@ def test_disabled_queue_holds_its_tasks() -> None:
 
 def test_enabled_by_default() -> None:
     assert TaskQueue(Recorder()).enabled
+
+
+def test_remove_clear_and_the_gates() -> None:
+    recorder = Recorder()
+    queue = TaskQueue(recorder)
+    first, second, third = (make_task(name) for name in ("a", "b", "c"))
+    for task in (first, second, third):
+        queue.append(task)
+    assert queue.remove(second.task_id) is second
+    with pytest.raises(KeyError, match="is not pending"):
+        queue.remove(second.task_id)
+    queue.set_enabled(False)
+    assert recorder.gates[-1] is False and not queue.enabled
+    queue.set_enabled(True)
+    queue.set_latched(True)
+    taker = Taker(queue)
+    assert not taker.done.wait(0.2)  # latched: nothing is taken
+    queue.set_latched(False)
+    assert taker.done.wait(5) and taker.task is first
+    assert queue.clear() == [third]
+    assert recorder.snapshots[-1] == []

@@ -34,8 +34,14 @@ class Recorder:
     def state_changed(self, state: WorkerState) -> None:
         self._record("state", state)
 
-    def queue_changed(self, tasks: list[Task]) -> None:
+    def queue_changed(self, tasks: list[Task], enabled: bool) -> None:
         self._record("queue", [task.task_id for task in tasks])
+
+    def task_removed(self, task: Task) -> None:
+        self._record("removed", task.task_id)
+
+    def catalog_changed(self) -> None:
+        self._record("catalog", None)
 
     def task_started(self, task: Task, started: float) -> None:
         self._record("started", task)
@@ -79,7 +85,7 @@ def recorder() -> Recorder:
 @pytest.fixture
 def idle(run_engine: RunEngine, context: PlanContext, recorder: Recorder) -> WorkerService:
     """A service whose worker is not started: its queue keeps what it is given."""
-    service = WorkerService(run_engine, context)
+    service = WorkerService(run_engine, context, reload_context=lambda: context, continue_on_error=True)
     service.subscribe(recorder)
     return service
 
