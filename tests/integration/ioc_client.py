@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Any
 
 from tests.integration.harness import (
     IocProcess,
+    ca_bin,
     ca_read_text,
     ca_read_value,
     ca_write_text,
+    process_env,
+    run_ca,
     wait_for,
 )
 
@@ -41,3 +45,19 @@ def wait_finished(ctx, ioc: IocProcess, task_id: str, timeout: float = 30) -> st
 def read_json(ctx, ioc: IocProcess, name: str) -> Any:
     """A JSON PV, parsed."""
     return json.loads(ca_read_text(ctx, ioc.pv(name)))
+
+
+def command(ioc: IocProcess, name: str, wait: float = 30):
+    """`caput -c -w <wait> $(P)<name> 1` with the real C tool; the CompletedProcess."""
+    return run_ca("caput", "-c", "-w", wait, ioc.pv(name), 1, timeout=wait + 10)
+
+
+def start_caput(ioc: IocProcess, name: str, text: str, wait: float = 60) -> subprocess.Popen:
+    """`caput -c -S` of `text` in the background (e.g. a `RUN` that waits for its task)."""
+    args = [str(ca_bin("caput")), "-c", "-w", str(wait), "-S", ioc.pv(name), text.replace("\\", "\\\\")]
+    return subprocess.Popen(args, env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_state(ctx, ioc: IocProcess, state: str, timeout: float = 15) -> None:
+    """Wait until `STATE` reads `state`."""
+    wait_for(lambda: ca_read_text(ctx, ioc.pv("STATE")) == state, timeout, message=f"STATE {state}")
