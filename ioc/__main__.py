@@ -16,6 +16,7 @@ from .context import PlanLoadError
 from .devices import DeviceFileError
 from .pvs import BlueskyIOC, QuietRefusals, Server, apply_access_security
 from .service import WorkerService
+from .store import StoreError
 
 log = logging.getLogger("ioc")
 
@@ -24,7 +25,7 @@ async def serve(settings: Settings, service: WorkerService) -> None:
     """Publish the PVs and run tasks until SIGINT/SIGTERM."""
     loop = asyncio.get_running_loop()
     ioc = BlueskyIOC(service, prefix=settings.prefix)
-    await ioc.show_catalog()
+    await ioc.show_start()
     if settings.acf is not None:
         apply_access_security(ioc.pvdb, load_acf(settings.acf))
     server = Server(ioc.pvdb, list(settings.interfaces) or None)
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.acf is not None:
             load_acf(settings.acf)  # refuse to start on a broken file, before anything else
         service = build(settings)
-    except (AcfError, DeviceFileError, PlanLoadError) as error:
+    except (AcfError, DeviceFileError, PlanLoadError, StoreError) as error:
         log.error("cannot start: %s", error)
         return 1
     asyncio.run(serve(settings, service))

@@ -10,6 +10,7 @@ from .config import Settings
 from .context import PlanContext
 from .devices import load_devices
 from .service import WorkerService
+from .store import StateStore
 from .worker import make_run_engine
 
 
@@ -21,11 +22,14 @@ def load_context(settings: Settings, run_engine: RunEngine, *, reload: bool = Fa
 
 
 def build(settings: Settings) -> WorkerService:
-    """A service ready to start; raises `DeviceFileError` or `PlanLoadError` if it cannot be."""
+    """A service ready to start; raises `StoreError`, `DeviceFileError` or `PlanLoadError`
+    if it cannot be."""
+    store = StateStore.in_directory(settings.state_dir)
     run_engine = make_run_engine()
     return WorkerService(
         run_engine,
         load_context(settings, run_engine),
         reload_context=partial(load_context, settings, run_engine, reload=True),
+        store=store,
         continue_on_error=settings.continue_on_error,
     )

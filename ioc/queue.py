@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from .models import Task
 
 QueueListener = Callable[[list[Task], bool], None]
+
+
+class QueueJournal(Protocol):
+    """Where every change of the queue is written down before it takes effect."""
+
+    def append(self, task: Task) -> None:
+        """`task` joins the end of the queue."""
+
+    def start(self, task: Task) -> None:
+        """`task` leaves the queue to run."""
+
+    def remove(self, task_ids: Iterable[str]) -> None:
+        """These tasks leave the queue without running."""
+
+
+class _NoJournal(QueueJournal):
+    """A queue kept in memory only."""
 
 
 class QueueClosed(Exception):
@@ -21,8 +39,17 @@ class TaskQueue:
     (the worker's panic) holds it shut.
     """
 
-    def __init__(self, on_change: QueueListener, *, enabled: bool = True) -> None:
-        self._tasks: list[Task] = []
+    def __init__(
+        self,
+        on_change: QueueListener,
+        *,
+        enabled: bool = True,
+        journal: QueueJournal | None = None,
+        pending: Iterable[Task] = (),
+    ) -> None:
+        """A queue holding `pending` (already in the journal) that writes changes to `journal`."""
+        self._tasks: list[Task] = list(pending)
+        self._journal = journal or _NoJournal()
         self._enabled = enabled
         self._latched = False
         self._closed = False
@@ -46,6 +73,7 @@ class TaskQueue:
     def append(self, task: Task) -> None:
         """Add `task` at the end."""
         with self._changed:
+            self._journal.append(task)
             self._tasks.append(task)
             self._notify()
 
@@ -54,6 +82,7 @@ class TaskQueue:
         with self._changed:
             for index, task in enumerate(self._tasks):
                 if task.task_id == task_id:
+                    self._journal.remove([task_id])
                     del self._tasks[index]
                     self._notify()
                     return task
@@ -62,6 +91,7 @@ class TaskQueue:
     def clear(self) -> list[Task]:
         """Remove every pending task; return them in run order."""
         with self._changed:
+            self._journal.remove(task.task_id for task in self._tasks)
             removed, self._tasks = self._tasks, []
             self._notify()
             return removed
@@ -86,6 +116,7 @@ class TaskQueue:
             )
             if self._closed:
                 raise QueueClosed
+            self._journal.start(self._tasks[0])
             task = self._tasks.pop(0)
             self._notify()
             return task

@@ -8,6 +8,7 @@ knows Channel Access.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from concurrent.futures import Future
 
 from bluesky import RunEngine
@@ -15,8 +16,10 @@ from bluesky import RunEngine
 from .context import PlanContext
 from .control import Command, Control
 from .documents import RunProgress
+from .errors import RequestError
 from .models import Task, TaskOutcome, WorkerState, parse_request
 from .queue import TaskQueue
+from .store import StateStore
 from .worker import Worker, WorkerListener
 
 
@@ -29,12 +32,21 @@ class WorkerService(WorkerListener):
         context: PlanContext,
         *,
         reload_context: Callable[[], PlanContext],
+        store: StateStore,
         continue_on_error: bool = False,
     ) -> None:
+        """A service over `store`: pending tasks found there wait, with the queue on hold."""
         self._context = context
         self._reload_context = reload_context
+        self._store = store
         self._listeners: list[WorkerListener] = []
-        self.queue = TaskQueue(self.queue_changed)
+        self.recovery = store.recover()
+        self.queue = TaskQueue(
+            self.queue_changed,
+            enabled=not self.recovery.pending,  # nothing moves until an operator says Run
+            journal=store,
+            pending=self.recovery.pending,
+        )
         self._worker = Worker(
             run_engine, lambda: self._context, self.queue, self, continue_on_error=continue_on_error
         )
@@ -61,13 +73,19 @@ class WorkerService(WorkerListener):
     def stop(self) -> None:
         """Stop taking tasks."""
         self._worker.stop()
+        self._store.close()
 
     def submit(self, text: str) -> Task:
         """Validate the request `text` and queue it; raise `RequestError` if it is refused."""
-        request = parse_request(text)
-        params = self._context.validate(request.name, request.params)
+        try:
+            request = parse_request(text)
+            params = self._context.validate(request.name, request.params)
+        except RequestError as error:
+            self.task_rejected(str(error))
+            raise
         task = Task.create(request, params)
         self.queue.append(task)
+        self.task_submitted(task)
         return task
 
     def remove(self, task_id: str) -> Task:
@@ -92,33 +110,44 @@ class WorkerService(WorkerListener):
         self._context = self._reload_context()
         self.catalog_changed()
 
-    # WorkerListener: fan out, then let waiting commands see the new state.
-    def state_changed(self, state: WorkerState) -> None:
+    # WorkerListener: tell every listener; after a state change or a task's end, let
+    # waiting commands see where the worker now is.
+    def _tell(self, report: str, *args: Any) -> None:
         for listener in self._listeners:
-            listener.state_changed(state)
+            getattr(listener, report)(*args)
+
+    def state_changed(self, state: WorkerState) -> None:
+        self._tell("state_changed", state)
+        self._control.check()
+
+    def task_finished(self, outcome: TaskOutcome) -> None:
+        self._store.finish(outcome)
+        self._tell("task_finished", outcome)
         self._control.check()
 
     def task_started(self, task: Task, started: float) -> None:
-        for listener in self._listeners:
-            listener.task_started(task, started)
+        self._tell("task_started", task, started)
 
     def run_progress(self, progress: RunProgress) -> None:
-        for listener in self._listeners:
-            listener.run_progress(progress)
-
-    def task_finished(self, outcome: TaskOutcome) -> None:
-        for listener in self._listeners:
-            listener.task_finished(outcome)
-        self._control.check()
+        self._tell("run_progress", progress)
 
     def task_removed(self, task: Task) -> None:
-        for listener in self._listeners:
-            listener.task_removed(task)
+        self._tell("task_removed", task)
 
     def queue_changed(self, tasks: list[Task], enabled: bool) -> None:
-        for listener in self._listeners:
-            listener.queue_changed(tasks, enabled)
+        self._tell("queue_changed", tasks, enabled)
 
     def catalog_changed(self) -> None:
-        for listener in self._listeners:
-            listener.catalog_changed()
+        self._tell("catalog_changed")
+
+    def task_submitted(self, task: Task) -> None:
+        self._tell("task_submitted", task)
+
+    def task_rejected(self, error: str) -> None:
+        self._tell("task_rejected", error)
+
+    def document(self, name: str, doc: dict[str, Any], task: Task | None) -> None:
+        self._tell("document", name, doc, task)
+
+    def device_progress(self, views: dict[str, dict[str, Any]]) -> None:
+        self._tell("device_progress", views)

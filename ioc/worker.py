@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from bluesky import RunEngine
 from bluesky.run_engine import RunEngineResult
@@ -43,6 +43,18 @@ class WorkerListener(Protocol):
 
     def task_removed(self, task: Task) -> None:
         """`task` was taken off the queue before it ran."""
+
+    def task_submitted(self, task: Task) -> None:
+        """`task` was accepted and queued."""
+
+    def task_rejected(self, error: str) -> None:
+        """A request was refused; `error` says why."""
+
+    def document(self, name: str, doc: dict[str, Any], task: Task | None) -> None:
+        """The RunEngine emitted a document while running `task` (on the RunEngine's loop)."""
+
+    def device_progress(self, views: dict[str, dict[str, Any]]) -> None:
+        """The statuses the plan waits on moved (device name -> progress view)."""
 
     def catalog_changed(self) -> None:
         """Plans and devices were reloaded."""
@@ -88,7 +100,7 @@ class Worker:
         self._panicked = False
         self.current: Task | None = None
         run_engine.state_hook = self._state_changed
-        run_engine.subscribe(self._tracker)
+        run_engine.subscribe(self._document)
 
     @property
     def run_engine(self) -> RunEngine:
@@ -193,6 +205,10 @@ class Worker:
             run_uids=tuple(self._tracker.run_uids),
             error=error,
         )
+
+    def _document(self, name: str, doc: dict[str, Any]) -> None:
+        self._tracker(name, doc)
+        self._listener.document(name, doc, self.current)
 
     def _state_changed(self, new: str, old: str) -> None:
         self._listener.state_changed(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from typing import Any
 
 from caproto.server import PVGroup, SubGroup
 
@@ -18,8 +20,11 @@ from .errors import ErrorPVs
 from .fields import severity, write_text
 from .last import LastPVs
 from .queue import QueuePVs
+from .streams import EventType, StreamPVs
 from .submit import SubmitPVs
 from .worker import Busy, WorkerPVs
+
+HISTORY_SHOWN = 50  # finished tasks on HISTORY
 
 
 class BlueskyIOC(PVGroup):
@@ -33,6 +38,7 @@ class BlueskyIOC(PVGroup):
     errors = SubGroup(ErrorPVs, prefix="")
     control = SubGroup(ControlPVs, prefix="")
     catalog = SubGroup(CatalogPVs, prefix="")
+    streams = SubGroup(StreamPVs, prefix="")
 
     def __init__(self, service: WorkerService, *, prefix: str) -> None:
         """Build the PVs of `service`; call from within the server's running event loop."""
@@ -40,6 +46,7 @@ class BlueskyIOC(PVGroup):
         self._running: Task | None = None
         self._percent = 0.0
         self._task_ends: dict[str, asyncio.Future[TaskOutcome | None]] = {}
+        self._history: deque[TaskOutcome] = deque(maxlen=HISTORY_SHOWN)
         super().__init__(prefix=prefix)
         self.bridge = LoopBridge(asyncio.get_running_loop(), self)
         service.subscribe(self.bridge)
@@ -53,10 +60,14 @@ class BlueskyIOC(PVGroup):
         if ended is not None and not ended.done():
             ended.set_result(outcome)
 
-    async def show_catalog(self) -> None:
-        """Show the plans, devices, pending queue and status of the service."""
+    async def show_start(self) -> None:
+        """Show what the service starts with: catalog, pending queue, history, status."""
         await self.catalog.show(self.service.context)
         await self.queue.show(self.service.queue.snapshot(), self.service.queue.enabled)
+        await self.show_history(self.service.recovery.history)
+        interrupted = self.service.recovery.interrupted
+        if interrupted is not None:
+            await self.errors.record(interrupted.error_message or "", failure=True)
         await self.refresh_status()
 
     async def refresh_status(self) -> None:
@@ -75,9 +86,27 @@ class BlueskyIOC(PVGroup):
         await write_text(self.worker.status, line, **severity(active))
 
     # Worker reports, applied in order on the server's loop by `LoopBridge`.
+    async def show_history(self, outcomes: list[TaskOutcome]) -> None:
+        """Show `outcomes` (newest first) as the history."""
+        self._history.extend(reversed(outcomes[:HISTORY_SHOWN]))
+        await self.last.show_history(list(reversed(self._history)))
+
     async def state_changed(self, state: WorkerState) -> None:
         await self.worker.state.write(state)
         await self.refresh_status()
+        await self.streams.post_event(EventType.STATE_CHANGED, state)
+
+    async def task_submitted(self, task: Task) -> None:
+        await self.streams.post_event(EventType.TASK_SUBMITTED, self.worker.state.value, task)
+
+    async def task_rejected(self, error: str) -> None:
+        await self.streams.post_event(EventType.TASK_REJECTED, self.worker.state.value, error=error)
+
+    async def show_document(self, name: str, doc: dict[str, Any], task: Task | None) -> None:
+        await self.streams.show_document(name, doc, task)
+
+    async def show_device_progress(self, views: dict[str, dict[str, Any]]) -> None:
+        await self.streams.show_progress(views)
 
     async def queue_changed(self, tasks: list[Task], enabled: bool) -> None:
         await self.queue.show(tasks, enabled)
@@ -87,6 +116,7 @@ class BlueskyIOC(PVGroup):
         if task.task_id in self._task_ends:  # someone waits on RUN: tell them why
             await self.errors.record(f"{task.task_id}: Removed: taken off the queue before it ran")
         self._ended(task.task_id, None)
+        await self.streams.post_event(EventType.TASK_REMOVED, self.worker.state.value, task)
 
     async def catalog_changed(self) -> None:
         await self.catalog.show(self.service.context)
@@ -96,6 +126,7 @@ class BlueskyIOC(PVGroup):
         await self.worker.busy.write(Busy.BUSY)
         await self.current.show_task(task, started)
         await self.refresh_status()
+        await self.streams.post_event(EventType.TASK_STARTED, self.worker.state.value, task)
 
     async def run_progress(self, progress: RunProgress) -> None:
         self._percent = progress.percent
@@ -110,8 +141,12 @@ class BlueskyIOC(PVGroup):
         else:
             await self.errors.record(outcome.error_message or "", failure=outcome.result in FAILURES)
         self._running = None
+        self._history.append(outcome)
+        await self.last.show_history(list(reversed(self._history)))
         await self.current.show_task(None)
         await self.last.show(outcome)
         await self.worker.busy.write(Busy.IDLE)
         await self.refresh_status()
         self._ended(outcome.task.task_id, outcome)
+        kind = EventType.TASK_FINISHED if outcome.error is None else EventType.TASK_FAILED
+        await self.streams.post_event(kind, self.worker.state.value, outcome.task, outcome.error)

@@ -24,6 +24,11 @@ class LastPVs(PVGroup):
     result = enum("LAST:RESULT", "How the last task ended", TaskResult, TaskResult.NONE)
     run_uids = text("LAST:RUN_UIDS", "Run start uids of the last task", max_bytes=JSON_BYTES)
     duration = double("LAST:DURATION", "Duration of the last task", units="s")
+    history = text("HISTORY", "Finished tasks, newest first, JSON", max_bytes=JSON_BYTES)
+
+    async def show_history(self, outcomes: list[TaskOutcome]) -> None:
+        """Show `outcomes` (newest first) on `HISTORY`."""
+        await write_text(self.history, to_json([outcome.summary() for outcome in outcomes]))
 
     async def show(self, outcome: TaskOutcome) -> None:
         """Show `outcome`; `LAST:RESULT` is in alarm unless the task succeeded or was stopped."""

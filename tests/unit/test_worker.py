@@ -2,6 +2,7 @@
 
 import json
 import threading
+from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,11 +16,13 @@ from ioc.documents import RunProgress
 from ioc.errors import RequestError
 from ioc.models import Task, TaskOutcome, TaskResult, WorkerState
 from ioc.service import WorkerService
+from ioc.store import StateStore
+from ioc.worker import WorkerListener
 
 TIMEOUT = 10.0
 
 
-class Recorder:
+class Recorder(WorkerListener):
     """A WorkerListener that records every report as (kind, value)."""
 
     def __init__(self) -> None:
@@ -83,9 +86,14 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def idle(run_engine: RunEngine, context: PlanContext, recorder: Recorder) -> WorkerService:
+def idle(
+    run_engine: RunEngine, context: PlanContext, recorder: Recorder, tmp_path: Path
+) -> WorkerService:
     """A service whose worker is not started: its queue keeps what it is given."""
-    service = WorkerService(run_engine, context, reload_context=lambda: context, continue_on_error=True)
+    store = StateStore.in_directory(tmp_path)
+    service = WorkerService(
+        run_engine, context, reload_context=lambda: context, store=store, continue_on_error=True
+    )
     service.subscribe(recorder)
     return service
 

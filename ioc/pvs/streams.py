@@ -1,0 +1,67 @@
+"""`EVENT`, `DOCUMENT`, `PROGRESS`: live streams of the worker (lossy for slow clients)."""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any
+
+from caproto.server import PVGroup
+
+from ..documents import live_view
+from ..models import Task, to_json
+from .fields import text, write_text
+
+STREAM_BYTES = 65536  # a whole document view; one big image never reaches a client whole
+
+
+class EventType(StrEnum):
+    """The `type` of an `EVENT`."""
+
+    TASK_SUBMITTED = "task_submitted"
+    TASK_REJECTED = "task_rejected"
+    TASK_REMOVED = "task_removed"
+    TASK_STARTED = "task_started"
+    TASK_FINISHED = "task_finished"
+    TASK_FAILED = "task_failed"
+    STATE_CHANGED = "state_changed"
+
+
+class StreamPVs(PVGroup):
+    """The latest worker event, event-model document and device progress."""
+
+    event = text("EVENT", "Latest worker event, JSON", max_bytes=STREAM_BYTES)
+    document = text("DOCUMENT", "Latest event-model document, JSON", max_bytes=STREAM_BYTES)
+    progress = text("PROGRESS", "Device statuses waited on, JSON", max_bytes=STREAM_BYTES)
+
+    async def post_event(
+        self, kind: EventType, state: str, task: Task | None = None, error: str | None = None
+    ) -> None:
+        """Post one worker event."""
+        event = {
+            "type": kind,
+            "task_id": task.task_id if task else None,
+            "correlation_id": task.correlation_id if task else None,
+            "state": state,
+            "timestamp": time.time(),
+            "error": error,
+        }
+        await write_text(self.event, to_json(event))
+
+    async def show_document(self, name: str, doc: dict[str, Any], task: Task | None) -> None:
+        """Show a document wrapped with the ids of its task; big arrays as their shape."""
+        view = {
+            "name": name,
+            "doc": live_view(doc),
+            "task_id": task.task_id if task else None,
+            "correlation_id": task.correlation_id if task else None,
+        }
+        text_value = to_json(view)
+        if len(text_value.encode()) > STREAM_BYTES:
+            view["doc"] = {"uid": doc.get("uid"), "omitted": "too large for DOCUMENT; see the run store"}
+            text_value = to_json(view)
+        await write_text(self.document, text_value)
+
+    async def show_progress(self, views: dict[str, dict[str, Any]]) -> None:
+        """Show the statuses the plan waits on."""
+        await write_text(self.progress, to_json(views))

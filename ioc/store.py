@@ -1,0 +1,185 @@
+"""The pending queue, the running task and the history in SQLite: nothing accepted is lost."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .models import Task, TaskOutcome, TaskResult
+
+FILE_NAME = "state.sqlite3"
+INTERRUPTED = "interrupted: the IOC stopped while this task was running"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending (
+    task_id TEXT PRIMARY KEY, position INTEGER NOT NULL UNIQUE, task TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS running (
+    task_id TEXT PRIMARY KEY, started REAL NOT NULL, task TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, outcome TEXT NOT NULL);
+"""
+
+
+class StoreError(Exception):
+    """The state database cannot be opened, read or written."""
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What the IOC shows after a start-up."""
+
+    pending: list[Task]  # run order, the interrupted copy first if any
+    history: list[TaskOutcome]  # newest first
+    interrupted: TaskOutcome | None  # the Failed record of a task that was running, if any
+
+
+def _task_to_json(task: Task) -> str:
+    """`task` as JSON text."""
+    return json.dumps(asdict(task))
+
+
+def _task_from_dict(data: dict[str, Any]) -> Task:
+    """The `Task` of `_task_to_json`'s parsed text."""
+    return Task(**data)
+
+
+def _outcome_to_json(outcome: TaskOutcome) -> str:
+    """`outcome` as JSON text."""
+    return json.dumps({**asdict(outcome), "result": str(outcome.result)})
+
+
+def _outcome_from_json(text: str) -> TaskOutcome:
+    """The `TaskOutcome` of `_outcome_to_json`'s text."""
+    data = json.loads(text)
+    return TaskOutcome(
+        task=_task_from_dict(data["task"]),
+        result=TaskResult(data["result"]),
+        started=data["started"],
+        finished=data["finished"],
+        run_uids=tuple(data["run_uids"]),
+        error=data["error"],
+    )
+
+
+class StateStore:
+    """Pending tasks, the running task and the history, in SQLite. Thread-safe."""
+
+    def __init__(self, path: Path, *, history_keep: int = 1000) -> None:
+        """Open (or create) the database at `path`; raise `StoreError` if it is unusable."""
+        self.path = path
+        self._history_keep = history_keep
+        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._connection = sqlite3.connect(path, check_same_thread=False)
+        except (OSError, sqlite3.Error) as error:
+            raise StoreError(f"state database {path}: cannot open: {error}") from error
+        try:
+            with self._guard():
+                self._connection.execute("PRAGMA journal_mode=WAL")
+                self._connection.execute("PRAGMA synchronous=NORMAL")
+                self._connection.executescript(_SCHEMA)
+        except StoreError:
+            self._connection.close()
+            raise
+
+    @classmethod
+    def in_directory(cls, state_dir: Path) -> StateStore:
+        """The store of the IOC state directory `state_dir`."""
+        return cls(state_dir / FILE_NAME)
+
+    @contextmanager
+    def _guard(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock; turn database and decoding errors into `StoreError`."""
+        with self._lock:
+            try:
+                yield self._connection
+            except (sqlite3.Error, ValueError, KeyError, TypeError) as error:
+                problem = f"{type(error).__name__}: {error}"
+                raise StoreError(f"state database {self.path}: {problem}") from error
+
+    def recover(self, history_limit: int = 50) -> Recovery:
+        """Record a task left running as interrupted, requeue a copy of it; return the state."""
+        with self._guard() as db:
+            interrupted = None
+            with db:
+                row = db.execute("SELECT task_id, started, task FROM running").fetchone()
+                if row is not None:
+                    task = _task_from_dict(json.loads(row[2]))
+                    interrupted = TaskOutcome(
+                        task, TaskResult.FAILED, row[1], time.time(), error=INTERRUPTED
+                    )
+                    copy = replace(task, task_id=str(uuid.uuid4()), submitted=time.time())
+                    db.execute("DELETE FROM running")
+                    self._insert_history(db, interrupted)
+                    db.execute(
+                        "INSERT INTO pending (task_id, position, task) "
+                        "SELECT ?, COALESCE(MIN(position), 1) - 1, ? FROM pending",
+                        (copy.task_id, _task_to_json(copy)),
+                    )
+            rows = db.execute("SELECT task FROM pending ORDER BY position").fetchall()
+            pending = [_task_from_dict(json.loads(text)) for (text,) in rows]
+            return Recovery(pending, self._history(db, history_limit), interrupted)
+
+    def append(self, task: Task) -> None:
+        """Add `task` at the end of the pending queue."""
+        with self._guard() as db, db:
+            db.execute(
+                "INSERT INTO pending (task_id, position, task) "
+                "SELECT ?, COALESCE(MAX(position), 0) + 1, ? FROM pending",
+                (task.task_id, _task_to_json(task)),
+            )
+
+    def start(self, task: Task) -> None:
+        """Move `task` from pending (if there) to running."""
+        with self._guard() as db, db:
+            db.execute("DELETE FROM pending WHERE task_id = ?", (task.task_id,))
+            db.execute("DELETE FROM running")
+            db.execute(
+                "INSERT INTO running (task_id, started, task) VALUES (?, ?, ?)",
+                (task.task_id, time.time(), _task_to_json(task)),
+            )
+
+    def finish(self, outcome: TaskOutcome) -> None:
+        """Move the outcome's task from running to the history."""
+        with self._guard() as db, db:
+            db.execute("DELETE FROM running WHERE task_id = ?", (outcome.task.task_id,))
+            self._insert_history(db, outcome)
+
+    def remove(self, task_ids: Iterable[str]) -> None:
+        """Remove the pending tasks `task_ids`."""
+        with self._guard() as db, db:
+            db.executemany("DELETE FROM pending WHERE task_id = ?", ((i,) for i in task_ids))
+
+    def history(self, limit: int = 50) -> list[TaskOutcome]:
+        """The `limit` newest outcomes, newest first."""
+        with self._guard() as db:
+            return self._history(db, limit)
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._connection.close()
+
+    def _insert_history(self, db: sqlite3.Connection, outcome: TaskOutcome) -> None:
+        """Add `outcome` to the history and keep only the `history_keep` newest."""
+        db.execute("INSERT INTO history (outcome) VALUES (?)", (_outcome_to_json(outcome),))
+        db.execute(
+            "DELETE FROM history WHERE id <= "
+            "(SELECT id FROM history ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (self._history_keep,),
+        )
+
+    @staticmethod
+    def _history(db: sqlite3.Connection, limit: int) -> list[TaskOutcome]:
+        """The `limit` newest outcomes, newest first."""
+        rows = db.execute("SELECT outcome FROM history ORDER BY id DESC LIMIT ?", (limit,))
+        return [_outcome_from_json(text) for (text,) in rows.fetchall()]
