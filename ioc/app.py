@@ -9,9 +9,13 @@ from bluesky import RunEngine
 from .config import Settings
 from .context import PlanContext
 from .devices import load_devices
+from .runstore import RunFiles
 from .service import WorkerService
 from .store import StateStore
 from .worker import make_run_engine
+
+
+RUNS = "runs"  # run files, one JSON Lines file per run, under the state directory
 
 
 def load_context(settings: Settings, run_engine: RunEngine, *, reload: bool = False) -> PlanContext:
@@ -31,5 +35,6 @@ def build(settings: Settings) -> WorkerService:
         load_context(settings, run_engine),
         reload_context=partial(load_context, settings, run_engine, reload=True),
         store=store,
+        run_store=[RunFiles(settings.state_dir / RUNS)],
         continue_on_error=settings.continue_on_error,
     )

@@ -49,9 +49,9 @@ class RunTracker:
             self._count(1)
         elif name == "event_page" and doc["descriptor"] in self._primary_descriptors:
             self._count(len(doc["seq_num"]))
-        elif name == "stop":
+        elif name == "stop":  # no run is open; its scan id and progress stay on show
             self._primary_descriptors.clear()
-            self._publish(RunProgress())
+            self._publish(RunProgress(scan_id=self._progress.scan_id, percent=self._progress.percent))
 
     def _start(self, doc: dict[str, Any]) -> None:
         self.run_uids.append(doc["uid"])

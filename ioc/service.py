@@ -7,7 +7,7 @@ knows Channel Access.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from concurrent.futures import Future
 
@@ -19,6 +19,7 @@ from .documents import RunProgress
 from .errors import RequestError
 from .models import Task, TaskOutcome, WorkerState, parse_request
 from .queue import TaskQueue
+from .runstore import DocumentWriter, Sink
 from .store import StateStore
 from .worker import Worker, WorkerListener
 
@@ -33,9 +34,11 @@ class WorkerService(WorkerListener):
         *,
         reload_context: Callable[[], PlanContext],
         store: StateStore,
+        run_store: Sequence[Sink] = (),
         continue_on_error: bool = False,
     ) -> None:
-        """A service over `store`: pending tasks found there wait, with the queue on hold."""
+        """A service over `store`: pending tasks found there wait, with the queue on hold.
+        Every document goes to the `run_store` sinks, on a writer thread of their own."""
         self._context = context
         self._reload_context = reload_context
         self._store = store
@@ -51,6 +54,8 @@ class WorkerService(WorkerListener):
             run_engine, lambda: self._context, self.queue, self, continue_on_error=continue_on_error
         )
         self._control = Control(self._worker, self._reload)
+        self._documents = DocumentWriter(run_store, self.store_failed)
+        run_engine.subscribe(self._documents)
 
     @property
     def context(self) -> PlanContext:
@@ -73,6 +78,7 @@ class WorkerService(WorkerListener):
     def stop(self) -> None:
         """Stop taking tasks."""
         self._worker.stop()
+        self._documents.close()
         self._store.close()
 
     def submit(self, text: str) -> Task:
@@ -151,3 +157,6 @@ class WorkerService(WorkerListener):
 
     def device_progress(self, views: dict[str, dict[str, Any]]) -> None:
         self._tell("device_progress", views)
+
+    def store_failed(self, error: str) -> None:
+        self._tell("store_failed", error)

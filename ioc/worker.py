@@ -18,6 +18,7 @@ from bluesky.utils import RunEngineInterrupted
 from .context import PlanContext
 from .documents import RunProgress, RunTracker
 from .models import Task, TaskOutcome, TaskResult, WorkerState, describe_exception
+from .progress import ProgressWatcher
 from .queue import QueueClosed, TaskQueue
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ class WorkerListener(Protocol):
 
     def device_progress(self, views: dict[str, dict[str, Any]]) -> None:
         """The statuses the plan waits on moved (device name -> progress view)."""
+
+    def store_failed(self, error: str) -> None:
+        """The run store could not keep documents (the task goes on)."""
 
     def catalog_changed(self) -> None:
         """Plans and devices were reloaded."""
@@ -100,6 +104,7 @@ class Worker:
         self._panicked = False
         self.current: Task | None = None
         run_engine.state_hook = self._state_changed
+        run_engine.waiting_hook = ProgressWatcher(listener.device_progress)
         run_engine.subscribe(self._document)
 
     @property

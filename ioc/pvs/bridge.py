@@ -122,3 +122,6 @@ class LoopBridge:
 
     def device_progress(self, views: dict[str, dict[str, Any]]) -> None:
         self._post_latest("progress", self._ioc.show_device_progress, views)
+
+    def store_failed(self, error: str) -> None:
+        self._post(self._ioc.store_failed, error)

@@ -15,7 +15,9 @@ from caproto.server import pvproperty
 RAW = "latin-1"
 LINE_BYTES = 4096  # one-line text: STATUS, messages
 JSON_BYTES = 1_000_000  # JSON that may outgrow 16 kB: QUEUE, HISTORY, PLANS, DEVICES
-BACKLOG = 10  # updates kept per slow monitor of a large waveform; older ones are dropped
+# Updates queued per slow monitor of a waveform: fewer for larger ones (older ones are dropped).
+BACKLOG_BYTES = 4_000_000
+MIN_BACKLOG = 10
 
 
 def text(name: str, doc: str, *, max_bytes: int = LINE_BYTES, read_only: bool = True) -> pvproperty:
@@ -30,7 +32,7 @@ def text(name: str, doc: str, *, max_bytes: int = LINE_BYTES, read_only: bool = 
         record="waveform",
         read_only=read_only,
         doc=doc,
-        max_subscription_backlog=BACKLOG if max_bytes > LINE_BYTES else MAX_SUBSCRIPTION_BACKLOG,
+        max_subscription_backlog=max(MIN_BACKLOG, min(MAX_SUBSCRIPTION_BACKLOG, BACKLOG_BYTES // max_bytes)),
     )
 
 

@@ -47,6 +47,7 @@ class BlueskyIOC(PVGroup):
         self._percent = 0.0
         self._task_ends: dict[str, asyncio.Future[TaskOutcome | None]] = {}
         self._history: deque[TaskOutcome] = deque(maxlen=HISTORY_SHOWN)
+        self._store_failed = False  # the running task's documents could not all be kept
         super().__init__(prefix=prefix)
         self.bridge = LoopBridge(asyncio.get_running_loop(), self)
         service.subscribe(self.bridge)
@@ -108,6 +109,10 @@ class BlueskyIOC(PVGroup):
     async def show_device_progress(self, views: dict[str, dict[str, Any]]) -> None:
         await self.streams.show_progress(views)
 
+    async def store_failed(self, error: str) -> None:
+        self._store_failed = True
+        await self.errors.record(error, failure=True)
+
     async def queue_changed(self, tasks: list[Task], enabled: bool) -> None:
         await self.queue.show(tasks, enabled)
         await self.refresh_status()
@@ -122,7 +127,7 @@ class BlueskyIOC(PVGroup):
         await self.catalog.show(self.service.context)
 
     async def task_started(self, task: Task, started: float) -> None:
-        self._running, self._percent = task, 0.0
+        self._running, self._percent, self._store_failed = task, 0.0, False
         await self.worker.busy.write(Busy.BUSY)
         await self.current.show_task(task, started)
         await self.refresh_status()
@@ -136,7 +141,7 @@ class BlueskyIOC(PVGroup):
     async def task_finished(self, outcome: TaskOutcome) -> None:
         # Everything a client may read on seeing LAST:TASK_ID or BUSY change is set first.
         if outcome.result is TaskResult.SUCCESS:
-            if self.errors.is_active:
+            if self.errors.is_active and not self._store_failed:
                 await self.errors.set_active(False)
         else:
             await self.errors.record(outcome.error_message or "", failure=outcome.result in FAILURES)

@@ -12,7 +12,8 @@ from ..documents import live_view
 from ..models import Task, to_json
 from .fields import text, write_text
 
-STREAM_BYTES = 65536  # a whole document view; one big image never reaches a client whole
+EVENT_BYTES = 16000  # readable by a stock client (EPICS_CA_MAX_ARRAY_BYTES 16384)
+DOCUMENT_BYTES = 60000  # below pyepics' auto-monitor limit (65536 elements); big arrays are summarised
 
 
 class EventType(StrEnum):
@@ -30,9 +31,9 @@ class EventType(StrEnum):
 class StreamPVs(PVGroup):
     """The latest worker event, event-model document and device progress."""
 
-    event = text("EVENT", "Latest worker event, JSON", max_bytes=STREAM_BYTES)
-    document = text("DOCUMENT", "Latest event-model document, JSON", max_bytes=STREAM_BYTES)
-    progress = text("PROGRESS", "Device statuses waited on, JSON", max_bytes=STREAM_BYTES)
+    event = text("EVENT", "Latest worker event, JSON", max_bytes=EVENT_BYTES)
+    document = text("DOCUMENT", "Latest event-model document, JSON", max_bytes=DOCUMENT_BYTES)
+    progress = text("PROGRESS", "Device statuses waited on, JSON", max_bytes=EVENT_BYTES)
 
     async def post_event(
         self, kind: EventType, state: str, task: Task | None = None, error: str | None = None
@@ -57,7 +58,7 @@ class StreamPVs(PVGroup):
             "correlation_id": task.correlation_id if task else None,
         }
         text_value = to_json(view)
-        if len(text_value.encode()) > STREAM_BYTES:
+        if len(text_value.encode()) > DOCUMENT_BYTES:
             view["doc"] = {"uid": doc.get("uid"), "omitted": "too large for DOCUMENT; see the run store"}
             text_value = to_json(view)
         await write_text(self.document, text_value)

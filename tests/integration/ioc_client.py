@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import threading
 from typing import Any
 
 from tests.integration.harness import (
@@ -14,6 +16,7 @@ from tests.integration.harness import (
     ca_write_text,
     process_env,
     run_ca,
+    unescape_c,
     wait_for,
 )
 
@@ -61,3 +64,32 @@ def start_caput(ioc: IocProcess, name: str, text: str, wait: float = 60) -> subp
 def wait_state(ctx, ioc: IocProcess, state: str, timeout: float = 15) -> None:
     """Wait until `STATE` reads `state`."""
     wait_for(lambda: ca_read_text(ctx, ioc.pv("STATE")) == state, timeout, message=f"STATE {state}")
+
+
+class Camonitor:
+    """The C `camonitor -S` of one PV, its output lines collected by a thread."""
+
+    def __init__(self, pvname: str) -> None:
+        args = [str(ca_bin("camonitor")), "-S", pvname]
+        self._process = subprocess.Popen(
+            args, env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        wait_for(lambda: self.lines, 10, message=f"camonitor {pvname} connected")
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def json_values(self) -> list[Any]:
+        """Every value printed so far that is a JSON object (C escapes undone)."""
+        found = (re.search(r"(\{.*\})\s*$", line) for line in list(self.lines))
+        return [json.loads(unescape_c(match.group(1))) for match in found if match]
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(10)
+        self._reader.join(10)

@@ -84,13 +84,12 @@ def test_event_page_counts_its_events(tracker: RunTracker, published: list) -> N
     assert [p.percent for p in published] == [0.0, 30.0, 50.0]
 
 
-def test_stop_publishes_empty_progress(tracker: RunTracker, published: list) -> None:
+def test_stop_closes_the_run_and_keeps_its_progress_on_show(tracker: RunTracker, published: list) -> None:
     tracker("start", start(scan_id=1, num_points=2))
     tracker("descriptor", descriptor("d1"))
     tracker("event", event("d1"))
     tracker("stop", {"uid": "s1", "run_start": "run-1", "exit_status": "success"})
-    assert published[-1] == RunProgress()
-    assert (published[-1].run_uid, published[-1].scan_id, published[-1].percent) == ("", 0, 0.0)
+    assert (published[-1].run_uid, published[-1].scan_id, published[-1].percent) == ("", 1, 50.0)
 
 
 def test_descriptors_are_forgotten_at_stop(tracker: RunTracker, published: list) -> None:
