@@ -210,4 +210,4 @@ def test_run_progress(service: WorkerService, recorder: Recorder, starts: list) 
     progress = recorder.of("progress")
     assert progress[0] == RunProgress(run_uid=outcome.run_uids[0], scan_id=starts[0]["scan_id"])
     assert [p.percent for p in progress[1:-1]] == [25.0, 50.0, 75.0, 100.0]
-    assert progress[-1] == RunProgress()
+    assert progress[-1] == RunProgress(scan_id=starts[0]["scan_id"], percent=100.0)  # run closed
