@@ -12,6 +12,7 @@ from .devices import load_devices
 from .runstore import RunFiles
 from .service import WorkerService
 from .store import StateStore
+from .tiled import tiled_sink
 from .worker import make_run_engine
 
 
@@ -27,7 +28,10 @@ def load_context(settings: Settings, run_engine: RunEngine, *, reload: bool = Fa
 
 def build(settings: Settings) -> WorkerService:
     """A service ready to start; raises `StoreError`, `DeviceFileError` or `PlanLoadError`
-    if it cannot be."""
+    if it cannot be (`TiledUnavailable`, a `StoreError`: --tiled-url without the extra)."""
+    run_store = [RunFiles(settings.state_dir / RUNS)]
+    if settings.tiled_url:
+        run_store.append(tiled_sink(settings.tiled_url, settings.tiled_api_key))
     store = StateStore.in_directory(settings.state_dir)
     run_engine = make_run_engine()
     return WorkerService(
@@ -35,6 +39,6 @@ def build(settings: Settings) -> WorkerService:
         load_context(settings, run_engine),
         reload_context=partial(load_context, settings, run_engine, reload=True),
         store=store,
-        run_store=[RunFiles(settings.state_dir / RUNS)],
+        run_store=run_store,
         continue_on_error=settings.continue_on_error,
     )

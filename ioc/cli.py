@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,6 +63,18 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         metavar="SECONDS",
         help="how long each device may take to connect at start-up (default: 10)",
     )
+    parser.add_argument(
+        "--tiled-url",
+        metavar="URL",
+        help="also write every document to this Tiled server (needs the 'tiled' extra: "
+        "pip install 'bluesky-ioc[tiled]'); the JSON Lines run files are kept too",
+    )
+    parser.add_argument(
+        "--tiled-api-key",
+        default=os.environ.get("TILED_API_KEY"),
+        metavar="KEY",
+        help="API key for --tiled-url (default: $TILED_API_KEY)",
+    )
     args = parser.parse_args(argv)
     ioc_options, run_options = split_args(args)
     return Settings(
@@ -74,4 +87,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         connect_timeout=args.connect_timeout,
         interfaces=tuple(run_options["interfaces"]),
         list_pvs=run_options["log_pv_names"],
+        tiled_url=args.tiled_url,
+        tiled_api_key=args.tiled_api_key,
     )

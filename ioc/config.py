@@ -24,3 +24,5 @@ class Settings:
     connect_timeout: float = 10.0
     interfaces: tuple[str, ...] = field(default_factory=tuple)
     list_pvs: bool = False
+    tiled_url: str | None = None  # also write every document to this Tiled server
+    tiled_api_key: str | None = field(default=None, repr=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from functools import cached_property
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -116,6 +118,11 @@ class Task:
         """Keys for the run start document: the request's metadata plus the ids."""
         return {**self.metadata, "task_id": self.task_id, "correlation_id": self.correlation_id}
 
+    @cached_property
+    def summary_json(self) -> str:
+        """`summary()` as JSON, encoded once."""
+        return to_json(self.summary())
+
     def summary(self) -> dict[str, Any]:
         """The task as shown on `QUEUE`."""
         return {
@@ -148,6 +155,11 @@ class TaskOutcome:
         """The `ERROR:MESSAGE` text: `<task id>: <ExceptionType>: <message>`."""
         return None if self.error is None else f"{self.task.task_id}: {self.error}"
 
+    @cached_property
+    def summary_json(self) -> str:
+        """`summary()` as JSON, encoded once."""
+        return to_json(self.summary())
+
     def summary(self) -> dict[str, Any]:
         """The outcome as shown on `HISTORY`."""
         return {
@@ -169,3 +181,8 @@ def describe_exception(error: BaseException) -> str:
 def to_json(value: Any) -> str:
     """Compact JSON, as every JSON PV carries it."""
     return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def json_list(items: Iterable[Task | TaskOutcome]) -> str:
+    """A JSON array of the summaries of `items`."""
+    return "[" + ",".join(item.summary_json for item in items) + "]"

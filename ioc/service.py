@@ -38,7 +38,7 @@ class WorkerService(WorkerListener):
         continue_on_error: bool = False,
     ) -> None:
         """A service over `store`: pending tasks found there wait, with the queue on hold.
-        Every document goes to the `run_store` sinks, on a writer thread of their own."""
+        Every document goes to each of the `run_store` sinks, on a writer thread of its own."""
         self._context = context
         self._reload_context = reload_context
         self._store = store
@@ -54,8 +54,10 @@ class WorkerService(WorkerListener):
             run_engine, lambda: self._context, self.queue, self, continue_on_error=continue_on_error
         )
         self._control = Control(self._worker, self._reload)
-        self._documents = DocumentWriter(run_store, self.store_failed)
-        run_engine.subscribe(self._documents)
+        # One writer thread per sink: a slow Tiled server never holds up the run files.
+        self._writers = [DocumentWriter([sink], self.store_failed) for sink in run_store]
+        for writer in self._writers:
+            run_engine.subscribe(writer)
 
     @property
     def context(self) -> PlanContext:
@@ -78,7 +80,8 @@ class WorkerService(WorkerListener):
     def stop(self) -> None:
         """Stop taking tasks."""
         self._worker.stop()
-        self._documents.close()
+        for writer in self._writers:
+            writer.close()
         self._store.close()
 
     def submit(self, text: str) -> Task:

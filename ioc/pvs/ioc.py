@@ -48,6 +48,7 @@ class BlueskyIOC(PVGroup):
         self._task_ends: dict[str, asyncio.Future[TaskOutcome | None]] = {}
         self._history: deque[TaskOutcome] = deque(maxlen=HISTORY_SHOWN)
         self._store_failed = False  # the running task's documents could not all be kept
+        self._status_shown: tuple[str, bool] | None = None
         super().__init__(prefix=prefix)
         self.bridge = LoopBridge(asyncio.get_running_loop(), self)
         service.subscribe(self.bridge)
@@ -84,7 +85,9 @@ class BlueskyIOC(PVGroup):
         active = self.errors.is_active
         if active:
             line += f"; error: {self.errors.message.value.encode('latin-1').decode('utf-8')}"
-        await write_text(self.worker.status, line, **severity(active))
+        if (line, active) != self._status_shown:  # post only what changed
+            self._status_shown = (line, active)
+            await write_text(self.worker.status, line, **severity(active))
 
     # Worker reports, applied in order on the server's loop by `LoopBridge`.
     async def show_history(self, outcomes: list[TaskOutcome]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from caproto import AlarmSeverity, AlarmStatus
 from caproto.server import PVGroup
 
-from ..models import TaskOutcome, TaskResult, to_json
+from ..models import TaskOutcome, TaskResult, json_list, to_json
 from .fields import JSON_BYTES, double, enum, string, text, write_text
 
 SEVERITY = {
@@ -28,7 +28,7 @@ class LastPVs(PVGroup):
 
     async def show_history(self, outcomes: list[TaskOutcome]) -> None:
         """Show `outcomes` (newest first) on `HISTORY`."""
-        await write_text(self.history, to_json([outcome.summary() for outcome in outcomes]))
+        await write_text(self.history, json_list(outcomes))
 
     async def show(self, outcome: TaskOutcome) -> None:
         """Show `outcome`; `LAST:RESULT` is in alarm unless the task succeeded or was stopped."""

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from caproto.server import PVGroup
 
-from ..models import Task, to_json
+from ..models import Task, json_list
 from .fields import JSON_BYTES, Refused, Trigger, enum, long, string, text, trigger, write_text
 
 
@@ -28,7 +28,7 @@ class QueuePVs(PVGroup):
 
     async def show(self, tasks: list[Task], enabled: bool) -> None:
         """Show `tasks` as the pending queue, and the gate."""
-        await write_text(self.tasks, to_json([task.summary() for task in tasks]))
+        await write_text(self.tasks, json_list(tasks))
         await self.count.write(len(tasks))
         gate = Gate.RUN if enabled else Gate.HOLD
         if self.enable.value != gate:

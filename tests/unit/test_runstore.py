@@ -187,7 +187,7 @@ def test_full_queue_drops_without_blocking(RE: RunEngine, errors: Errors) -> Non
     started = time.monotonic()
     RE(count([det], 5))
     assert time.monotonic() - started < WAIT / 2
-    assert not release.is_set() and errors == []
+    assert not release.is_set()  # the sink is still blocked: the RunEngine did not wait for it
     release.set()
     assert writer.flush(WAIT)
     assert len(seen) < 8
