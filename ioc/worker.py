@@ -70,6 +70,7 @@ def make_run_engine() -> RunEngine:
 
 
 FAILURES = frozenset({TaskResult.FAILED, TaskResult.ABORTED, TaskResult.HALTED})
+NO_CHECKPOINT = "could not pause: the plan has no checkpoint, so bluesky aborted it"
 
 Step = Callable[[], RunEngineResult]
 
@@ -196,7 +197,8 @@ class Worker:
         return self._outcome(task, started, *_result_of(result))
 
     def _ended_by_operator(self) -> tuple[TaskResult, str]:
-        result, reason = self._ending or (TaskResult.ABORTED, "interrupted")
+        # Interrupted with no stop/abort/halt asked for: a pause the plan could not take.
+        result, reason = self._ending or (TaskResult.ABORTED, NO_CHECKPOINT)
         return result, f"{result}: {reason}"
 
     def _outcome(

@@ -17,7 +17,7 @@ from ioc.devices import load_devices
 from ioc.models import Task, TaskOutcome, TaskResult, WorkerState
 from ioc.service import WorkerService
 from ioc.store import StateStore
-from ioc.worker import WorkerListener
+from ioc.worker import NO_CHECKPOINT, WorkerListener
 from tests.unit import control_plans
 
 TIMEOUT = 15.0
@@ -174,8 +174,8 @@ def test_pause_without_checkpoint(service: WorkerService, recorder: Recorder) ->
     running(service, recorder, "no_checkpoint", until="event", detector="det1", seconds=30)
     with pytest.raises(CommandRefused, match="^the task ended before it paused$"):
         service.command(Command.PAUSE).result(TIMEOUT)
-    [outcome] = recorder.outcomes(1)  # the error says nothing of the missing checkpoint:
-    assert (outcome.result, outcome.error) == (TaskResult.ABORTED, "Aborted: interrupted")
+    [outcome] = recorder.outcomes(1)
+    assert (outcome.result, outcome.error) == (TaskResult.ABORTED, f"Aborted: {NO_CHECKPOINT}")
     assert recorder.exit_statuses() == ["fail"] and service.state == WorkerState.IDLE
 
 
