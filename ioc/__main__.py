@@ -20,6 +20,10 @@ from .store import StoreError
 
 log = logging.getLogger("ioc")
 
+# The RunEngine's thread shares the GIL with the CA server's loop and the writer threads;
+# CPython's default 5 ms switch interval can keep it waiting that long at each hand-over.
+SWITCH_INTERVAL = 0.0005
+
 
 async def serve(settings: Settings, service: WorkerService) -> None:
     """Publish the PVs and run tasks until SIGINT/SIGTERM."""
@@ -45,6 +49,7 @@ async def serve(settings: Settings, service: WorkerService) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the IOC; return the process exit status."""
     settings = parse_args(argv)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)

@@ -9,6 +9,7 @@ fails with `CommandRefused` when the command does not apply.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from enum import StrEnum
@@ -107,7 +108,7 @@ class Control:
             return self._end(*ENDINGS[command], getattr(self._run_engine, command.lower()))
         if command is Command.PANIC:
             worker.set_panicked(True)
-            if str(self._run_engine.state) in ("running", "pausing"):
+            if worker.current is not None and str(self._run_engine.state) != "paused":
                 return self._end(TaskResult.ABORTED, "aborted by PANIC", self._run_engine.abort)
             return _reached
         if command is Command.ALL_IS_WELL:
@@ -119,14 +120,31 @@ class Control:
 
     def _end(self, result: TaskResult, reason: str, end: Callable[[], object]) -> Watcher:
         """End the current task with `end` (RE.stop/abort/halt) on the right thread."""
-        if self._worker.current is None:
+        task = self._worker.current
+        if task is None:
             raise CommandRefused(f"no task is running (state {self._worker.state})")
-        self._worker.ending(result, reason)
+        with self._worker.ending(result, reason) as begun:
+            if not begun:
+                return self._until_ended  # the worker will not start it
+        self._await_engine(task)
         if str(self._run_engine.state) == "paused":
             self._worker.continue_with(end)  # only the worker thread may end a paused plan
-        else:
-            end()
+        elif self._worker.current is task:
+            try:
+                end()
+            except TransitionError:  # it ended on its own meanwhile
+                pass
         return self._until_ended
+
+    def _await_engine(self, task: object, timeout: float = 2.0) -> None:
+        """Wait (bounded) until the RunEngine call of `task`, just begun, leaves `idle`."""
+        deadline = time.monotonic() + timeout
+        while (
+            str(self._run_engine.state) == "idle"
+            and self._worker.current is task
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.001)
 
     def _reload_when_idle(self) -> Watcher:
         with self._worker.idle() as idle:

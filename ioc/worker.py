@@ -102,6 +102,8 @@ class Worker:
         self._steps: queue.SimpleQueue[Step] = queue.SimpleQueue()
         self._task_lock = threading.Lock()
         self._ending: tuple[TaskResult, str] | None = None
+        self._start_gate = threading.Lock()  # the RunEngine call begins, or a task is ended
+        self._engine_started = False
         self._panicked = False
         self.current: Task | None = None
         run_engine.state_hook = self._state_changed
@@ -135,9 +137,14 @@ class Worker:
         """Hand the paused task's next step (`RE.resume`, `RE.stop`, ...) to the worker thread."""
         self._steps.put(step)
 
-    def ending(self, result: TaskResult, reason: str) -> None:
-        """Record how the current task is being ended (before calling stop/abort/halt)."""
-        self._ending = (result, reason)
+    @contextmanager
+    def ending(self, result: TaskResult, reason: str) -> Iterator[bool]:
+        """Record how the current task is to end; yield whether its RunEngine call has begun
+        (then end it with stop/abort/halt within this block). A task whose call has not
+        begun never runs: the worker ends it as recorded."""
+        with self._start_gate:
+            self._ending = (result, reason)
+            yield self._engine_started
 
     @contextmanager
     def idle(self) -> Iterator[bool]:
@@ -166,21 +173,27 @@ class Worker:
             except QueueClosed:
                 return
             with self._task_lock:
-                self.current = task
+                with self._start_gate:
+                    self._ending, self.current = None, task
                 outcome = self._run(task)
-                self.current = None
+                self.current, self._engine_started = None, False
             if outcome.result in FAILURES and not self._continue_on_error:
                 self._queue.set_enabled(False)
             self._listener.task_finished(outcome)
 
     def _run(self, task: Task) -> TaskOutcome:
         started = time.time()
-        self._ending = None
         self._listener.task_started(task, started)
         self._tracker.begin_task()
         try:
             plan = self._context().build_plan(task.name, task.params)
             step: Step = partial(self._run_engine, plan, **task.run_metadata())
+            with self._start_gate:
+                if self._panicked and self._ending is None:
+                    self._ending = (TaskResult.ABORTED, "aborted by PANIC")
+                if self._ending is not None:  # ended before it began: it never runs
+                    return self._outcome(task, started, *self._ended_by_operator())
+                self._engine_started = True
             while True:
                 try:
                     result = step()

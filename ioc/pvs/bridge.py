@@ -72,8 +72,9 @@ class LoopBridge:
 
     def _post_latest(self, stream: str, apply: Callable[..., Awaitable[None]], *args: Any) -> None:
         """Post `apply(*args)`; if the last post queued is of the same `stream` and not yet
-        applied, replace it instead, so a fast stream (event documents, progress) never
-        piles up. Only the tail is merged: nothing overtakes a report posted in between."""
+        applied, replace it instead, so a fast stream (event documents, progress, queue
+        snapshots) never piles up. Only the tail is merged: nothing overtakes a report
+        posted in between."""
         with self._lock:
             tail = self._tail
             if tail is not None and tail.stream == stream and not tail.taken:
@@ -91,7 +92,7 @@ class LoopBridge:
         self._post(self._ioc.state_changed, state)
 
     def queue_changed(self, tasks: list[Task], enabled: bool) -> None:
-        self._post(self._ioc.queue_changed, tasks, enabled)
+        self._post_latest("queue", self._ioc.queue_changed, tasks, enabled)
 
     def task_submitted(self, task: Task) -> None:
         self._post(self._ioc.task_submitted, task)

@@ -8,7 +8,7 @@ from caproto.server import PVGroup
 
 from ..documents import RunProgress
 from ..models import Task, to_json
-from .fields import JSON_BYTES, double, long, string, text, write_text
+from .fields import JSON_BYTES, double, long, string, text, update, update_text
 
 
 class CurrentPVs(PVGroup):
@@ -34,15 +34,15 @@ class CurrentPVs(PVGroup):
     async def show_task(self, task: Task | None, started: float | None = None) -> None:
         """Show `task` as running since `started`, or clear everything when `task` is None."""
         self._started = started
-        await self.task_id.write(task.task_id if task else "")
-        await self.plan.write(task.name if task else "")
-        await write_text(self.params, to_json(task.params) if task else "")
-        await self.correlation_id.write(task.correlation_id if task else "")
+        await update(self.task_id, task.task_id if task else "")
+        await update(self.plan, task.name if task else "")
+        await update_text(self.params, to_json(task.params) if task else "")
+        await update(self.correlation_id, task.correlation_id if task else "")
         await self.show_run(RunProgress())
-        await self.elapsed.write(0.0)
+        await update(self.elapsed, 0.0)
 
     async def show_run(self, run: RunProgress) -> None:
         """Show the open run."""
-        await self.run_uid.write(run.run_uid)
-        await self.scan_id.write(run.scan_id)
-        await self.progress.write(run.percent)
+        await update(self.run_uid, run.run_uid)
+        await update(self.scan_id, run.scan_id)
+        await update(self.progress, run.percent)

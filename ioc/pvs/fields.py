@@ -151,6 +151,19 @@ async def write_text(channel: ChannelData, text_value: str, **alarm: object) -> 
     await channel.write(encode(text_value, channel.max_length), **alarm)
 
 
+async def update(channel: ChannelData, value: object) -> None:
+    """Write `value` unless the PV holds it already: no post, no work for an unchanged value."""
+    if channel.value != value:
+        await channel.write(value)
+
+
+async def update_text(channel: ChannelData, text_value: str) -> None:
+    """`write_text` unless the char waveform holds that text already."""
+    data = encode(text_value, channel.max_length)
+    if channel.value != data.decode(RAW):
+        await channel.write(data)
+
+
 def severity(alarm: bool) -> dict:
     """Alarm keywords for `ChannelData.write`: MAJOR/STATE when `alarm`, else none."""
     if alarm:

@@ -17,7 +17,7 @@ from .catalog import CatalogPVs
 from .control import ControlPVs
 from .current import CurrentPVs
 from .errors import ErrorPVs
-from .fields import severity, write_text
+from .fields import severity, update, write_text
 from .last import LastPVs
 from .queue import QueuePVs
 from .streams import EventType, StreamPVs
@@ -131,7 +131,7 @@ class BlueskyIOC(PVGroup):
 
     async def task_started(self, task: Task, started: float) -> None:
         self._running, self._percent, self._store_failed = task, 0.0, False
-        await self.worker.busy.write(Busy.BUSY)
+        await update(self.worker.busy, Busy.BUSY)
         await self.current.show_task(task, started)
         await self.refresh_status()
         await self.streams.post_event(EventType.TASK_STARTED, self.worker.state.value, task)
@@ -153,7 +153,7 @@ class BlueskyIOC(PVGroup):
         await self.last.show_history(list(reversed(self._history)))
         await self.current.show_task(None)
         await self.last.show(outcome)
-        await self.worker.busy.write(Busy.IDLE)
+        await update(self.worker.busy, Busy.IDLE)
         await self.refresh_status()
         self._ended(outcome.task.task_id, outcome)
         kind = EventType.TASK_FINISHED if outcome.error is None else EventType.TASK_FAILED

@@ -6,7 +6,7 @@ from caproto import AlarmSeverity, AlarmStatus
 from caproto.server import PVGroup
 
 from ..models import TaskOutcome, TaskResult, json_list, to_json
-from .fields import JSON_BYTES, double, enum, string, text, write_text
+from .fields import JSON_BYTES, double, enum, string, text, update, update_text, write_text
 
 SEVERITY = {
     TaskResult.FAILED: AlarmSeverity.MAJOR_ALARM,
@@ -33,9 +33,9 @@ class LastPVs(PVGroup):
     async def show(self, outcome: TaskOutcome) -> None:
         """Show `outcome`; `LAST:RESULT` is in alarm unless the task succeeded or was stopped."""
         task = outcome.task
-        await self.plan.write(task.name)
-        await self.correlation_id.write(task.correlation_id)
-        await write_text(self.run_uids, to_json(list(outcome.run_uids)))
+        await update(self.plan, task.name)
+        await update(self.correlation_id, task.correlation_id)
+        await update_text(self.run_uids, to_json(list(outcome.run_uids)))
         await self.duration.write(outcome.duration)
         severity = SEVERITY.get(outcome.result, AlarmSeverity.NO_ALARM)
         status = AlarmStatus.STATE if severity else AlarmStatus.NO_ALARM

@@ -7,7 +7,18 @@ from enum import StrEnum
 from caproto.server import PVGroup
 
 from ..models import Task, json_list
-from .fields import JSON_BYTES, Refused, Trigger, enum, long, string, text, trigger, write_text
+from .fields import (
+    JSON_BYTES,
+    Refused,
+    Trigger,
+    enum,
+    long,
+    string,
+    text,
+    trigger,
+    update,
+    update_text,
+)
 
 
 class Gate(StrEnum):
@@ -28,8 +39,8 @@ class QueuePVs(PVGroup):
 
     async def show(self, tasks: list[Task], enabled: bool) -> None:
         """Show `tasks` as the pending queue, and the gate."""
-        await write_text(self.tasks, json_list(tasks))
-        await self.count.write(len(tasks))
+        await update_text(self.tasks, json_list(tasks))
+        await update(self.count, len(tasks))
         gate = Gate.RUN if enabled else Gate.HOLD
         if self.enable.value != gate:
             await self.enable.write(gate, verify_value=False)  # not an operator's write

@@ -274,7 +274,7 @@ def test_hold_on_failure(service: WorkerService, recorder: Recorder, go_on: bool
     service.submit(ask("explode", message="bang"))
     waiting = service.submit(ask("sleep", seconds=0))
     service.queue.set_enabled(True)
-    [failed] = recorder.outcomes(1)
+    failed = recorder.outcomes(1)[0]  # with continue_on_error the next may be done too
     assert (failed.result, failed.error) == (TaskResult.FAILED, "ValueError: bang")
     if go_on:
         assert recorder.outcomes(2)[1].result == TaskResult.SUCCESS and service.queue.enabled
@@ -297,3 +297,30 @@ def test_removed_tasks_never_run(service: WorkerService, recorder: Recorder) -> 
     assert [o.task for o in recorder.outcomes(2)] == [blocker, e]
     assert recorder.stays_false(lambda: len(recorder.of("started")) > 2)
     assert recorder.of("started") == [blocker, e]
+
+
+@pytest.mark.parametrize(
+    ("command", "result", "reason"),
+    [
+        (Command.STOP, TaskResult.STOPPED, "stopped by STOP"),
+        (Command.ABORT, TaskResult.ABORTED, "aborted by ABORT"),
+        (Command.HALT, TaskResult.HALTED, "halted by HALT"),
+        (Command.PANIC, TaskResult.ABORTED, "aborted by PANIC"),
+    ],
+)
+def test_a_command_right_at_the_start_of_a_task_is_not_lost(
+    service: WorkerService, recorder: Recorder, command: Command, result: TaskResult, reason: str
+) -> None:
+    """Sent as the task starts (its RunEngine call not yet begun): the task never runs."""
+    sent: list = []
+
+    class Commander(WorkerListener):
+        def task_started(self, task: Task, started: float) -> None:
+            sent.append(service.command(command))  # from the worker thread: do not wait here
+
+    service.subscribe(Commander())
+    service.submit(ask("sleep", seconds=30))
+    [outcome] = recorder.outcomes(1)
+    assert (outcome.result, outcome.error) == (result, f"{result}: {reason}")
+    sent[0].result(TIMEOUT)
+    assert outcome.finished - outcome.started < 5
