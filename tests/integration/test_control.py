@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.integration.harness import ca_read_text, caget_str, caput_text, run_ca, wait_for
+from tests.integration.harness import caget_str, caput_text, run_ca, wait_for
 from tests.integration.ioc_client import (
     SAMPLE_PLANS,
     command,

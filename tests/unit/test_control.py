@@ -2,9 +2,8 @@
 db/devices.yaml, plans of `plans` and `tests.unit.control_plans`. No Channel Access."""
 
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,71 +13,24 @@ from bluesky import RunEngine
 from ioc.context import PlanContext
 from ioc.control import Command, CommandRefused
 from ioc.devices import load_devices
-from ioc.models import Task, TaskOutcome, TaskResult, WorkerState
+from ioc.models import Task, TaskResult, WorkerState
 from ioc.service import WorkerService
 from ioc.store import StateStore
 from ioc.worker import NO_CHECKPOINT, WorkerListener
-from tests.unit import control_plans
+from tests.unit import control_plans, recording
 
-TIMEOUT = 15.0
+TIMEOUT = recording.TIMEOUT
 DEVICES = Path(__file__).resolve().parents[2] / "db" / "devices.yaml"
 NUM = 6  # smotor takes ~0.9 s per 0.4 mm step: a ~4.5 s scan
 SCAN = {"detectors": ["det1"], "motor": "smotor", "start": 0, "stop": 2, "num": NUM}
 ON_ERROR = pytest.mark.parametrize("go_on", [False, True], ids=["hold", "continue_on_error"])
 
 
-def _records(kind: str, pick: Callable[..., Any] = lambda value, *_: value) -> Any:
-    """A WorkerListener method recording (kind, what `pick` takes of its arguments)."""
-    return lambda self, *args: self._record(kind, pick(*args))
-
-
-class Recorder(WorkerListener):
-    """A WorkerListener and RunEngine subscriber recording reports, with bounded waits."""
-
-    state_changed = _records("state")
-    queue_changed = _records("queue", lambda tasks, enabled: ([t.task_id for t in tasks], enabled))
-    task_started = _records("started")
-    task_finished = _records("finished")
-    task_removed = _records("removed")
-    catalog_changed = _records("catalog", lambda: None)
-
-    def __init__(self) -> None:
-        self.reports: list[tuple[str, Any]] = []
-        self._changed = threading.Condition()
-
-    def _record(self, kind: str, value: Any) -> None:
-        with self._changed:
-            self.reports.append((kind, value))
-            self._changed.notify_all()
-
-    def __call__(self, name: str, doc: dict) -> None:
-        self._record(name, doc)  # a RunEngine document
+class Recorder(recording.Recorder):
+    """Also records smotor's readback."""
 
     def smotor(self, reading: dict) -> None:
-        self._record("smotor", reading["smotor"]["value"])  # smotor's readback
-
-    def of(self, kind: str) -> list[Any]:
-        with self._changed:
-            return [value for k, value in self.reports if k == kind]
-
-    def wait(self, until: Callable[[], bool], what: str) -> None:
-        with self._changed:
-            assert self._changed.wait_for(until, TIMEOUT), f"no {what} in {TIMEOUT} s"
-
-    def stays_false(self, until: Callable[[], bool], timeout: float = 0.3) -> bool:
-        with self._changed:
-            return not self._changed.wait_for(until, timeout)
-
-    def outcomes(self, count: int) -> list[TaskOutcome]:
-        self.wait(lambda: len(self.of("finished")) >= count, f"{count} finished task(s)")
-        return self.of("finished")
-
-    def events(self) -> list[dict]:  # of the primary streams
-        primary = {doc["uid"] for doc in self.of("descriptor") if doc["name"] == "primary"}
-        return [doc for doc in self.of("event") if doc["descriptor"] in primary]
-
-    def exit_statuses(self) -> list[str]:  # of the stop documents
-        return [doc["exit_status"] for doc in self.of("stop")]
+        self._record("smotor", reading["smotor"]["value"])
 
 
 def ask(name: str, **params: Any) -> str:

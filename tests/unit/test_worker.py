@@ -1,9 +1,8 @@
 """Tests of the worker behind WorkerService: real RunEngine, real ophyd.sim devices."""
 
 import json
-import threading
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,57 +13,11 @@ from ioc.context import PlanContext
 from ioc.devices import DeviceEntry, DeviceRegistry
 from ioc.documents import RunProgress
 from ioc.errors import RequestError
-from ioc.models import Task, TaskOutcome, TaskResult, WorkerState
+from ioc.models import TaskResult, WorkerState
 from ioc.service import WorkerService
 from ioc.store import StateStore
-from ioc.worker import WorkerListener
+from tests.unit.recording import Recorder
 
-TIMEOUT = 10.0
-
-
-class Recorder(WorkerListener):
-    """A WorkerListener that records every report as (kind, value)."""
-
-    def __init__(self) -> None:
-        self.reports: list[tuple[str, Any]] = []
-        self._changed = threading.Condition()
-
-    def _record(self, kind: str, value: Any) -> None:
-        with self._changed:
-            self.reports.append((kind, value))
-            self._changed.notify_all()
-
-    def state_changed(self, state: WorkerState) -> None:
-        self._record("state", state)
-
-    def queue_changed(self, tasks: list[Task], enabled: bool) -> None:
-        self._record("queue", [task.task_id for task in tasks])
-
-    def task_removed(self, task: Task) -> None:
-        self._record("removed", task.task_id)
-
-    def catalog_changed(self) -> None:
-        self._record("catalog", None)
-
-    def task_started(self, task: Task, started: float) -> None:
-        self._record("started", task)
-
-    def run_progress(self, progress: RunProgress) -> None:
-        self._record("progress", progress)
-
-    def task_finished(self, outcome: TaskOutcome) -> None:
-        self._record("finished", outcome)
-
-    def of(self, kind: str) -> list[Any]:
-        with self._changed:
-            return [value for k, value in self.reports if k == kind]
-
-    def outcomes(self, count: int) -> list[TaskOutcome]:
-        """Wait for `count` finished tasks; return their outcomes in order."""
-        with self._changed:
-            done = self._changed.wait_for(lambda: len(self.of("finished")) >= count, TIMEOUT)
-        assert done, f"{count} task(s) did not finish in {TIMEOUT} s: {self.reports}"
-        return self.of("finished")
 
 
 @pytest.fixture
@@ -194,7 +147,7 @@ def test_bad_requests_are_refused_and_not_queued(
     assert str(info.value).startswith(message)
     second = idle.submit(COUNT)
     assert idle.queue.snapshot() == [first, second]
-    assert recorder.of("queue") == [[first.task_id], [first.task_id, second.task_id]]
+    assert [ids for ids, _ in recorder.of("queue")] == [[first.task_id], [first.task_id, second.task_id]]
 
 
 def test_state_running_then_idle(service: WorkerService, recorder: Recorder) -> None:
