@@ -26,47 +26,30 @@ wherever the previous one left it, which does not matter since it never arrives.
 """
 from __future__ import annotations
 
-# The EPICS environment must be in os.environ before caproto/epics/ophyd are imported;
-# the harness imports neither at import time.
-from tests.integration import harness
-
-harness.install_session_env()
+from bench import common  # first: loopback env before caproto/epics
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
 from caproto import ChannelType  # noqa: E402
-from caproto.threading.client import Context  # noqa: E402
 
-PAUSE_REQUEST = json.dumps(
-    {"name": "count", "params": {"detectors": ["det1"], "num": 1000, "delay": 0.01}})
-HALT_REQUEST = json.dumps({"name": "mv", "params": {"motor": "smotor", "position": 100000}})
-TIMEOUT = 30.0  # seconds for any one CA operation or state change
+from bench.common import TIMEOUT, summary  # noqa: E402
+
+PAUSE_REQUEST = common.request("count", detectors=["det1"], num=1000, delay=0.01)
+HALT_REQUEST = common.request("mv", motor="smotor", position=100000)
 WARMUP = 2  # untimed rounds of each kind
 
 
-def payload(text: str) -> list[int]:
-    """A request as a CHAR array with its NUL."""
-    return list(text.encode("utf-8")) + [0]
-
-
-class ControlClient:
+class ControlClient(common.CaClient):
     """One long-lived caproto client: submits tasks, sends commands, watches STATE."""
 
     NAMES = ("SUBMIT", "SUBMIT:STATUS", "SUBMIT:MESSAGE", "STATE", "LAST:RESULT",
              "PAUSE", "ABORT", "HALT")
 
-    def __init__(self, ioc: harness.IocProcess) -> None:
-        self.ctx = Context(timeout=TIMEOUT)
-        pvs = self.ctx.get_pvs(*(ioc.pv(name) for name in self.NAMES), timeout=TIMEOUT)
-        for pv in pvs:
-            pv.wait_for_connection(timeout=TIMEOUT)
-        self.pv = dict(zip(self.NAMES, pvs))
+    def __init__(self, ioc: Any) -> None:
+        super().__init__(ioc)
         self.odd: list[str] = []  # unexpected states / results seen
         # Every STATE monitor update as (perf_counter at callback, value).
         self._cond = threading.Condition()
@@ -110,21 +93,14 @@ class ControlClient:
             since = len(self._states) - 1 if self._states else 0
         self.wait_state("IDLE", since)
 
-    # -- reads / writes
-    def read_string(self, name: str) -> str:
-        data = self.pv[name].read(data_type=ChannelType.STRING, timeout=TIMEOUT).data
-        return data[0].decode("utf-8")
-
+    # -- writes
     def submit_running(self, request: str) -> None:
         """Wait until IDLE, submit `request`, wait until STATE shows RUNNING."""
         self.wait_idle()
         since = self.mark()
-        self.pv["SUBMIT"].write(payload(request), wait=True, data_type=ChannelType.CHAR,
-                                timeout=TIMEOUT)
-        if self.pv["SUBMIT:STATUS"].read(timeout=TIMEOUT).data[0] != 1:
-            text = bytes(self.pv["SUBMIT:MESSAGE"].read(
-                data_type=ChannelType.CHAR, timeout=TIMEOUT).data).split(b"\0", 1)[0]
-            raise RuntimeError(f"request refused: {text.decode('utf-8', 'replace')}")
+        self.write_text("SUBMIT", request)
+        if self.read_string("SUBMIT:STATUS") != "Accepted":
+            raise RuntimeError(f"request refused: {self.read_text('SUBMIT:MESSAGE')}")
         self.wait_state("RUNNING", since)
 
     def command(self, name: str) -> tuple[float, float, int]:
@@ -157,11 +133,6 @@ class ControlClient:
         return {"put": t1 - t0, "monitor": t_mon - t0}
 
 
-def summary(xs: list[float]) -> dict[str, float]:
-    """Median, min, max of seconds, in ms."""
-    return {"median": statistics.median(xs) * 1e3, "min": min(xs) * 1e3, "max": max(xs) * 1e3}
-
-
 def measure(client: ControlClient, n: int) -> dict[str, Any]:
     """All figures of the benchmark (times in ms)."""
     for _ in range(WARMUP):
@@ -175,8 +146,8 @@ def measure(client: ControlClient, n: int) -> dict[str, Any]:
         halts.append(client.halt_round())
     return {
         "n": n,
-        "pause": {key: summary([r[key] for r in pauses]) for key in pauses[0]},
-        "halt": {key: summary([r[key] for r in halts]) for key in halts[0]},
+        "pause": {key: summary([r[key] for r in pauses], 1e3) for key in pauses[0]},
+        "halt": {key: summary([r[key] for r in halts], 1e3) for key in halts[0]},
         "odd": client.odd,
         "rounds_ms": {  # every timed round, in order
             "pause": [{k: v * 1e3 for k, v in r.items()} for r in pauses],
@@ -218,27 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.n = 3
-    work = tempfile.mkdtemp(prefix="bench-control-")
-    repeater_port = int(harness.session_ports()[1])
-    repeater = ioc = client = None
-    try:
-        repeater = harness.start_repeater(repeater_port, log_dir=work)
-        state = tempfile.mkdtemp(prefix="state-", dir=work)
-        ioc = harness.start_ioc("--continue-on-error", "--state-dir", state, log_dir=work)
+    with common.Session("bench-control") as session:
+        ioc = session.start_ioc()  # --continue-on-error: aborts and halts do not hold
         client = ControlClient(ioc)
-        fig = measure(client, args.n)
+        try:
+            fig = measure(client, args.n)
+        finally:
+            client.close()
         fig["ioc_log"] = str(ioc.log_path)
-        print(report(fig))
-        if args.json:
-            with open(args.json, "w", encoding="utf-8") as out:
-                json.dump(fig, out, indent=2)
-    finally:
-        if client is not None:
-            client.ctx.disconnect()
-        if ioc is not None:
-            ioc.stop()
-        if repeater is not None:
-            repeater.stop()
+    print(report(fig))
+    if args.json:
+        common.write_json(args.json, fig)
     return 0
 
 
