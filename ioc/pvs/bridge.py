@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..documents import RunProgress
@@ -22,28 +22,20 @@ STREAMED_DOCUMENTS = frozenset({"event", "event_page", "datum", "datum_page", "s
 
 Update = tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]
 
-
-@dataclass
-class _Slot:
-    """A queued update of a stream, replaceable until it is taken."""
-
-    stream: str
-    apply: Callable[..., Awaitable[None]]
-    args: tuple[Any, ...]
-    taken: bool = False
-
+STREAM_INTERVAL = 0.1  # seconds: a fast stream posts at most 10 updates a second
 
 class LoopBridge:
     """A `WorkerListener` that never blocks its caller: each report is queued with
     `call_soon_threadsafe` and applied to the PVs by one task, in arrival order.
-    Fast streams keep only their latest report while one is waiting to be applied."""
+    Fast streams are posted at a bounded rate, keeping only their latest update."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, ioc: BlueskyIOC) -> None:
         self._loop = loop
         self._ioc = ioc
         self._updates: asyncio.Queue[Update | asyncio.Future[None]] = asyncio.Queue()
         self._lock = threading.Lock()
-        self._tail: _Slot | None = None
+        self._held: dict[str, Update] = {}  # stream -> its latest update, held back
+        self._next_post: dict[str, float] = {}  # stream -> when it may post again
         self._applying = loop.create_task(self._run(), name="pv-updates")
 
     async def _run(self) -> None:
@@ -60,39 +52,54 @@ class LoopBridge:
                 log.exception("could not show %s%r", apply.__name__, args)
 
     async def settled(self) -> None:
-        """Return once every report posted before this call has been applied."""
+        """Return once every report posted before this call has been applied (held-back
+        stream updates included)."""
         barrier = self._loop.create_future()
-        self._loop.call_soon_threadsafe(self._updates.put_nowait, barrier)
+        with self._lock:
+            self._release_held()
+            self._enqueue(barrier)
         await barrier
+
+    def _enqueue(self, item: Update | asyncio.Future[None]) -> None:
+        self._loop.call_soon_threadsafe(self._updates.put_nowait, item)
 
     def _post(self, apply: Callable[..., Awaitable[None]], *args: Any) -> None:
         with self._lock:
-            self._tail = None
-            self._loop.call_soon_threadsafe(self._updates.put_nowait, (apply, args))
+            self._release_held()  # a stream's latest update keeps its place before this one
+            self._enqueue((apply, args))
 
-    def _post_latest(self, stream: str, apply: Callable[..., Awaitable[None]], *args: Any) -> None:
-        """Post `apply(*args)`; if the last post queued is of the same `stream` and not yet
-        applied, replace it instead, so a fast stream (event documents, progress, queue
-        snapshots) never piles up. Only the tail is merged: nothing overtakes a report
-        posted in between."""
+    def _post_stream(self, stream: str, apply: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Post an update of a fast `stream` (event documents, progress, queue snapshots) at
+        most once per `STREAM_INTERVAL`: in between only its latest update is held back,
+        and it is posted when the interval is over or before any other report."""
         with self._lock:
-            tail = self._tail
-            if tail is not None and tail.stream == stream and not tail.taken:
-                tail.args = args
+            now = time.monotonic()
+            if stream not in self._held and now >= self._next_post.get(stream, 0.0):
+                self._next_post[stream] = now + STREAM_INTERVAL
+                self._enqueue((apply, args))
                 return
-            self._tail = _Slot(stream, apply, args)
-            self._loop.call_soon_threadsafe(self._updates.put_nowait, (self._apply_slot, (self._tail,)))
+            if stream not in self._held:
+                delay = self._next_post[stream] - now
+                self._loop.call_soon_threadsafe(self._loop.call_later, delay, self._release, stream)
+            self._held[stream] = (apply, args)
 
-    async def _apply_slot(self, slot: _Slot) -> None:
+    def _release(self, stream: str) -> None:
         with self._lock:
-            slot.taken = True
-        await slot.apply(*slot.args)
+            update = self._held.pop(stream, None)
+            if update is not None:
+                self._next_post[stream] = time.monotonic() + STREAM_INTERVAL
+                self._enqueue(update)
+
+    def _release_held(self) -> None:
+        for update in self._held.values():
+            self._enqueue(update)
+        self._held.clear()
 
     def state_changed(self, state: WorkerState) -> None:
         self._post(self._ioc.state_changed, state)
 
     def queue_changed(self, tasks: list[Task], enabled: bool) -> None:
-        self._post_latest("queue", self._ioc.queue_changed, tasks, enabled)
+        self._post_stream("queue", self._ioc.queue_changed, tasks, enabled)
 
     def task_submitted(self, task: Task) -> None:
         self._post(self._ioc.task_submitted, task)
@@ -107,7 +114,7 @@ class LoopBridge:
         self._post(self._ioc.task_started, task, started)
 
     def run_progress(self, progress: RunProgress) -> None:
-        self._post_latest("run", self._ioc.run_progress, progress)
+        self._post_stream("run", self._ioc.run_progress, progress)
 
     def task_finished(self, outcome: TaskOutcome) -> None:
         self._post(self._ioc.task_finished, outcome)
@@ -117,12 +124,12 @@ class LoopBridge:
 
     def document(self, name: str, doc: dict[str, Any], task: Task | None) -> None:
         if name in STREAMED_DOCUMENTS:
-            self._post_latest("document", self._ioc.show_document, name, doc, task)
+            self._post_stream("document", self._ioc.show_document, name, doc, task)
         else:
             self._post(self._ioc.show_document, name, doc, task)
 
     def device_progress(self, views: dict[str, dict[str, Any]]) -> None:
-        self._post_latest("progress", self._ioc.show_device_progress, views)
+        self._post_stream("progress", self._ioc.show_device_progress, views)
 
     def store_failed(self, error: str) -> None:
         self._post(self._ioc.store_failed, error)
