@@ -29,6 +29,8 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+from bench.peers.runner import format_table, run_peers  # noqa: E402
 from typing import Any  # noqa: E402
 
 from bench import roundtrip, startup, streaming  # noqa: E402
@@ -152,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"where to write the figures (default {DEFAULT_JSON})")
     parser.add_argument("--only", nargs="+", choices=NAMES, metavar="NAME",
                         help=f"run only these: {', '.join(NAMES)}")
+    parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=None,
+                        help="also measure blueapi and the queueserver side by side with a bare "
+                        "RunEngine (builds their environments on first use; default: on, "
+                        "off with --quick or --only)")
     for key, value in FULL.items():  # overrides of single counts
         parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), dest=key,
                             metavar="N", help=f"default {value} (--quick {QUICK[key]})")
@@ -187,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         "notes": runner.notes,
         "errors": runner.errors,
     }
+    if args.peers if args.peers is not None else not (args.quick or args.only):
+        result["peers"] = run_peers(quick=args.quick)
+        print(format_table(result["peers"]))
     common.write_json(args.json, result)
     print(f"figures written to {args.json}")
     return 1 if runner.errors else 0
