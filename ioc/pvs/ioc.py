@@ -54,7 +54,7 @@ class BlueskyIOC(PVGroup):
         service.subscribe(self.bridge)
 
     def task_end(self, task_id: str) -> asyncio.Future[TaskOutcome | None]:
-        """A future of how `task_id` ends (None: removed before it ran)."""
+        """A future of how `task_id` ends (None: removed before it ran), for a `RUN`."""
         return self._task_ends.setdefault(task_id, asyncio.get_running_loop().create_future())
 
     def _ended(self, task_id: str, outcome: TaskOutcome | None) -> None:

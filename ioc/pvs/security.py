@@ -10,9 +10,8 @@ from collections.abc import Callable, Mapping
 
 from caproto import AccessRights, ChannelData
 
-from ..access import AccessConfig
+from ..access import DEFAULT_GROUP, AccessConfig
 
-DEFAULT_GROUP = "DEFAULT"
 CONTROL_GROUP = "CONTROL"
 
 

@@ -41,7 +41,8 @@ class SubmitPVs(PVGroup):
     async def run(self, instance, value: str) -> str:
         """Queue the request; complete once the task has ended, with an error unless it
         succeeded (a plain put does not wait: it behaves like `SUBMIT`)."""
-        task, ended = await self.queue_request("RUN", value)
+        task, ended = await self.queue_request("RUN", value, wait=True)
+        assert ended is not None
         outcome = await ended
         if outcome is None:
             raise Refused(f"task {task.task_id} was removed before it ran")
@@ -50,10 +51,10 @@ class SubmitPVs(PVGroup):
         return value
 
     async def queue_request(
-        self, command: str, value: str
-    ) -> tuple[Task, asyncio.Future[TaskOutcome | None]]:
+        self, command: str, value: str, *, wait: bool = False
+    ) -> tuple[Task, asyncio.Future[TaskOutcome | None] | None]:
         """Validate and queue the raw write `value`; record the outcome, before returning the
-        task and the future of its end; raise `Refused` if the request is refused."""
+        task and (`wait`) the future of its end; raise `Refused` if the request is refused."""
         ioc = self.parent
         try:
             task = ioc.service.submit(decode_write(value))
@@ -62,7 +63,8 @@ class SubmitPVs(PVGroup):
             await write_text(self.message, str(error))
             await ioc.errors.record(f"{command}: {type(error).__name__}: {error}")
             raise Refused(error) from None
-        ended = ioc.task_end(task.task_id)  # before any await: the task may end quickly
+        # Before any await: the task may end quickly.
+        ended = ioc.task_end(task.task_id) if wait else None
         await self.task_id.write(task.task_id)
         await self.status.write(SubmitStatus.ACCEPTED)
         await write_text(self.message, f"accepted as task {task.task_id}")
