@@ -131,8 +131,10 @@ def test_queue_hold_remove_clear(ioc, ca_context):
     ids = [submit(ca_context, ioc, request("count", detectors=["det1"])) for _ in range(3)]
     assert [task["task_id"] for task in read_json(ca_context, ioc, "QUEUE")] == ids
     assert caget_str(ioc.pv("BUSY")) == "Idle"
+    errors = caget_str(ioc.pv("ERROR:COUNT"))
     assert run_ca("caput", "-c", ioc.pv("QUEUE:REMOVE"), ids[1]).returncode == 0
     assert [task["task_id"] for task in read_json(ca_context, ioc, "QUEUE")] == [ids[0], ids[2]]
+    assert caget_str(ioc.pv("ERROR:COUNT")) == errors  # removing a SUBMITted task is no error
     proc = run_ca("caput", "-c", ioc.pv("QUEUE:REMOVE"), ids[1])
     assert proc.returncode == 1
     assert caget_str(ioc.pv("ERROR:MESSAGE")) == f"QUEUE:REMOVE: KeyError: task '{ids[1]}' is not pending"
