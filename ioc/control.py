@@ -17,7 +17,7 @@ from enum import StrEnum
 from bluesky.utils import TransitionError
 
 from .models import TaskResult, WorkerState
-from .worker import Worker
+from .worker import PANIC_ENDING, Worker
 
 # A watcher answers None (not there yet), "" (target reached) or why it never will be.
 Watcher = Callable[[], str | None]
@@ -109,7 +109,7 @@ class Control:
         if command is Command.PANIC:
             worker.set_panicked(True)
             if worker.current is not None and str(self._run_engine.state) != "paused":
-                return self._end(TaskResult.ABORTED, "aborted by PANIC", self._run_engine.abort)
+                return self._end(*PANIC_ENDING, self._run_engine.abort)
             return _reached
         if command is Command.ALL_IS_WELL:
             if not worker.panicked:

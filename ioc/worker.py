@@ -71,6 +71,7 @@ def make_run_engine() -> RunEngine:
 
 FAILURES = frozenset({TaskResult.FAILED, TaskResult.ABORTED, TaskResult.HALTED})
 NO_CHECKPOINT = "could not pause: the plan has no checkpoint, so bluesky aborted it"
+PANIC_ENDING = (TaskResult.ABORTED, "aborted by PANIC")
 
 Step = Callable[[], RunEngineResult]
 
@@ -140,7 +141,7 @@ class Worker:
     @contextmanager
     def ending(self, result: TaskResult, reason: str) -> Iterator[bool]:
         """Record how the current task is to end; yield whether its RunEngine call has begun
-        (then end it with stop/abort/halt within this block). A task whose call has not
+        (if so, the caller then ends it with stop/abort/halt). A task whose call has not
         begun never runs: the worker ends it as recorded."""
         with self._start_gate:
             self._ending = (result, reason)
@@ -190,7 +191,7 @@ class Worker:
             step: Step = partial(self._run_engine, plan, **task.run_metadata())
             with self._start_gate:
                 if self._panicked and self._ending is None:
-                    self._ending = (TaskResult.ABORTED, "aborted by PANIC")
+                    self._ending = PANIC_ENDING
                 if self._ending is not None:  # ended before it began: it never runs
                     return self._outcome(task, started, *self._ended_by_operator())
                 self._engine_started = True
@@ -231,9 +232,7 @@ class Worker:
         self._listener.document(name, doc, self.current)
 
     def _state_changed(self, new: str, old: str) -> None:
-        self._listener.state_changed(
-            WorkerState.PANICKED if self._panicked else WorkerState(str(new).upper())
-        )
+        self._listener.state_changed(self.state)  # the RunEngine has taken `new` already
 
 
 def _result_of(result: RunEngineResult) -> tuple[TaskResult, str | None]:

@@ -24,6 +24,8 @@ class ErrorPVs(PVGroup):
     count = long("ERROR:COUNT", "Errors since the IOC started")
     clear = trigger("ERROR:CLEAR", "Write 1 to acknowledge")
 
+    latest = ""  # the text of ERROR:MESSAGE
+
     @property
     def is_active(self) -> bool:
         """Whether a failure is unacknowledged."""
@@ -31,6 +33,7 @@ class ErrorPVs(PVGroup):
 
     async def record(self, message: str, *, failure: bool = False) -> None:
         """Count an error and show `message`; a `failure` also raises `ERROR:ACTIVE`."""
+        self.latest = message
         await write_text(self.message, message)
         await self.count.write(self.count.value + 1)
         if failure:

@@ -84,7 +84,7 @@ class BlueskyIOC(PVGroup):
             line = f"{state} {task.name} (task {task.task_id[:8]}) {self._percent:.0f}%"
         active = self.errors.is_active
         if active:
-            line += f"; error: {self.errors.message.value.encode('latin-1').decode('utf-8')}"
+            line += f"; error: {self.errors.latest}"
         if (line, active) != self._status_shown:  # post only what changed
             self._status_shown = (line, active)
             await write_text(self.worker.status, line, **severity(active))
@@ -98,13 +98,13 @@ class BlueskyIOC(PVGroup):
     async def state_changed(self, state: WorkerState) -> None:
         await self.worker.state.write(state)
         await self.refresh_status()
-        await self.streams.post_event(EventType.STATE_CHANGED, state)
+        await self.streams.post_event(EventType.STATE_CHANGED)
 
     async def task_submitted(self, task: Task) -> None:
-        await self.streams.post_event(EventType.TASK_SUBMITTED, self.worker.state.value, task)
+        await self.streams.post_event(EventType.TASK_SUBMITTED, task)
 
     async def task_rejected(self, error: str) -> None:
-        await self.streams.post_event(EventType.TASK_REJECTED, self.worker.state.value, error=error)
+        await self.streams.post_event(EventType.TASK_REJECTED, error=error)
 
     async def show_document(self, name: str, doc: dict[str, Any], task: Task | None) -> None:
         await self.streams.show_document(name, doc, task)
@@ -124,7 +124,7 @@ class BlueskyIOC(PVGroup):
         if task.task_id in self._task_ends:  # someone waits on RUN: tell them why
             await self.errors.record(f"{task.task_id}: Removed: taken off the queue before it ran")
         self._ended(task.task_id, None)
-        await self.streams.post_event(EventType.TASK_REMOVED, self.worker.state.value, task)
+        await self.streams.post_event(EventType.TASK_REMOVED, task)
 
     async def catalog_changed(self) -> None:
         await self.catalog.show(self.service.context)
@@ -134,7 +134,7 @@ class BlueskyIOC(PVGroup):
         await update(self.worker.busy, Busy.BUSY)
         await self.current.show_task(task, started)
         await self.refresh_status()
-        await self.streams.post_event(EventType.TASK_STARTED, self.worker.state.value, task)
+        await self.streams.post_event(EventType.TASK_STARTED, task)
 
     async def run_progress(self, progress: RunProgress) -> None:
         self._percent = progress.percent
@@ -156,5 +156,5 @@ class BlueskyIOC(PVGroup):
         await update(self.worker.busy, Busy.IDLE)
         await self.refresh_status()
         self._ended(outcome.task.task_id, outcome)
-        kind = EventType.TASK_FINISHED if outcome.error is None else EventType.TASK_FAILED
-        await self.streams.post_event(kind, self.worker.state.value, outcome.task, outcome.error)
+        kind = EventType.TASK_FAILED if outcome.result in FAILURES else EventType.TASK_FINISHED
+        await self.streams.post_event(kind, outcome.task, outcome.error)

@@ -36,14 +36,13 @@ class StreamPVs(PVGroup):
     progress = text("PROGRESS", "Device statuses waited on, JSON", max_bytes=EVENT_BYTES)
 
     async def post_event(
-        self, kind: EventType, state: str, task: Task | None = None, error: str | None = None
+        self, kind: EventType, task: Task | None = None, error: str | None = None
     ) -> None:
-        """Post one worker event."""
+        """Post one worker event, with the state `STATE` shows now."""
         event = {
             "type": kind,
-            "task_id": task.task_id if task else None,
-            "correlation_id": task.correlation_id if task else None,
-            "state": state,
+            **_ids(task),
+            "state": self.parent.worker.state.value,
             "timestamp": time.time(),
             "error": error,
         }
@@ -54,8 +53,7 @@ class StreamPVs(PVGroup):
         view = {
             "name": name,
             "doc": live_view(doc),
-            "task_id": task.task_id if task else None,
-            "correlation_id": task.correlation_id if task else None,
+            **_ids(task),
         }
         text_value = to_json(view)
         if len(text_value.encode()) > DOCUMENT_BYTES:
@@ -66,3 +64,11 @@ class StreamPVs(PVGroup):
     async def show_progress(self, views: dict[str, dict[str, Any]]) -> None:
         """Show the statuses the plan waits on."""
         await write_text(self.progress, to_json(views))
+
+
+def _ids(task: Task | None) -> dict[str, str | None]:
+    """The task and correlation ids every stream item is headed with."""
+    return {
+        "task_id": task.task_id if task else None,
+        "correlation_id": task.correlation_id if task else None,
+    }

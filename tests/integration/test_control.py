@@ -108,6 +108,9 @@ def test_stop_and_abort_end_the_task(ioc, ca_context, end, result):
     assert command(ioc, end).returncode == 0
     assert caget_str(ioc.pv("BUSY")) == "Idle"
     assert wait_finished(ca_context, ioc, task_id, timeout=5) == result
+    kind = "task_finished" if end == "STOP" else "task_failed"  # a stop is no failure
+    wait_for(lambda: json.loads(caget_str(ioc.pv("EVENT")))["type"] == kind, 5)
+    assert json.loads(caget_str(ioc.pv("EVENT")))["task_id"] == task_id
 
 
 def test_stop_a_paused_task(ioc, ca_context):
