@@ -27,8 +27,9 @@ import time
 import traceback
 from pathlib import Path
 
-from common import (POLL, PEER_ENV, SCAN_ARGS, SIZES, Bare, Proc, error_row, free_port, install_signal_handlers,
-                    log, memory, metric, round_trip_rows, scan_row, throughput_row, versions, wait_until)
+from common import (POLL, PEER_ENV, SCAN_ARGS, SIZES, Bare, Proc, free_port, install_signal_handlers,
+                    log, memory, metric, round_trip_rows, run_sections, scan_row, throughput_row, versions,
+                    wait_until)
 
 SESSION = "cm00000-1"  # blueapi requires an instrument_session on every task
 COUNT = {"name": "count", "params": {"detectors": ["det"], "num": 1}}
@@ -172,15 +173,7 @@ def main() -> int:
             ("scan REST+poll", lambda: scan_row("REST+poll", lambda: client.rest(SCAN), bare, size,
                                               "scan([det], motor, -1, 1, 200)")),
         ]
-        for name, run in sections:
-            log(f"blueapi: {name}")
-            try:
-                rows.append(run())
-            except Exception as exc:  # one failing path does not sink the others
-                log(f"blueapi: {name} failed: {exc!r}")
-                rows.append(error_row(name, exc))
-                if not server.alive():
-                    raise RuntimeError(f"blueapi exited: {server.tail()}") from exc
+        rows.extend(run_sections("blueapi", sections, server))
         after = memory(server.pid)
         result["rss_after_mb"] = after["rss_mb"]
         result["stomp"] = ("not measured: blueapi's STOMP event path needs a STOMP broker "

@@ -129,6 +129,21 @@ class Proc:
             p.stop()
 
 
+
+def run_sections(peer: str, sections: list[tuple[str, Callable[[], Any]]], server: Any) -> list[Any]:
+    """Run each measurement; a failing one gives an error row, unless `server` died."""
+    rows = []
+    for name, run in sections:
+        log(f"{peer}: {name}")
+        try:
+            rows.append(run())
+        except Exception as exc:  # one failing path does not sink the others
+            log(f"{peer}: {name} failed: {exc!r}")
+            rows.append(error_row(name, exc))
+            if not server.alive():
+                raise RuntimeError(f"{peer} exited: {server.tail()}") from exc
+    return rows
+
 def install_signal_handlers() -> None:
     """Stop our servers when the orchestrator sends SIGTERM (timeout)."""
     def handler(signum, frame):  # noqa: ARG001

@@ -30,8 +30,9 @@ import time
 import traceback
 from pathlib import Path
 
-from common import (POLL, PEER_ENV, SCAN_ARGS, SIZES, Bare, Proc, error_row, free_port, install_signal_handlers,
-                    log, memory, metric, round_trip_rows, scan_row, throughput_row, versions, wait_until)
+from common import (POLL, PEER_ENV, SCAN_ARGS, SIZES, Bare, Proc, free_port, install_signal_handlers,
+                    log, memory, metric, round_trip_rows, run_sections, scan_row, throughput_row, versions,
+                    wait_until)
 
 TASK_TIMEOUT = 120.0
 BATCH_TIMEOUT = 900.0
@@ -210,15 +211,7 @@ def main() -> int:
             ("scan queue", lambda: scan_row("item_add+queue_start", lambda: client.queue(scan), bare, size,
                                           "scan([det], motor, -1, 1, 200)")),
         ]
-        for name, run in sections:
-            log(f"queueserver: {name}")
-            try:
-                rows.append(run())
-            except Exception as exc:  # one failing path does not sink the others
-                log(f"queueserver: {name} failed: {exc!r}")
-                rows.append(error_row(name, exc))
-                if not manager.alive():
-                    raise RuntimeError(f"RE Manager exited: {manager.tail()}") from exc
+        rows.extend(run_sections("queueserver", sections, manager))
         result["rss_after_mb"] = memory(manager.pid)["rss_mb"]
         try:
             client.RM.environment_close()
