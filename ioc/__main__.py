@@ -1,4 +1,4 @@
-"""`python -m ioc`: argv → settings → worker → PVs → serve until stopped."""
+"""`python -m ioc`: argv → settings → IOC side → PVs → worker process → serve until stopped."""
 
 from __future__ import annotations
 
@@ -7,26 +7,21 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from concurrent.futures import Future
 
 from .access import AcfError, load_acf
-from .app import build
 from .cli import parse_args
 from .config import Settings
-from .context import PlanLoadError
-from .devices import DeviceFileError
+from .messages import Catalog
 from .pvs import BlueskyIOC, QuietRefusals, Server, apply_access_security
-from .service import WorkerService
-from .store import StoreError
+from .service import StoreError, WorkerService, build
 
 log = logging.getLogger("ioc")
 
-# The RunEngine's thread shares the GIL with the CA server's loop and the writer threads;
-# CPython's default 5 ms switch interval can keep it waiting that long at each hand-over.
-SWITCH_INTERVAL = 0.0005
 
-
-async def serve(settings: Settings, service: WorkerService) -> None:
-    """Publish the PVs and run tasks until SIGINT/SIGTERM."""
+async def serve(settings: Settings, service: WorkerService, starting: Future[Catalog]) -> int:
+    """Publish the PVs, start the worker and run tasks until SIGINT/SIGTERM; return the
+    exit status (1 if the first worker cannot load its plans or devices)."""
     loop = asyncio.get_running_loop()
     ioc = BlueskyIOC(service, prefix=settings.prefix)
     await ioc.show_start()
@@ -34,22 +29,30 @@ async def serve(settings: Settings, service: WorkerService) -> None:
         apply_access_security(ioc.pvdb, load_acf(settings.acf))
     server = Server(ioc.pvdb, list(settings.interfaces) or None)
     serving = asyncio.create_task(server.run(log_pv_names=settings.list_pvs), name="ca-server")
+    stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, serving.cancel)
-    service.start()
+        loop.add_signal_handler(signum, stop.set)
     log.info("serving %d PVs with prefix %s", len(ioc.pvdb), settings.prefix)
-    try:
-        await serving
-    except asyncio.CancelledError:
-        log.info("stopping")
-    finally:
-        service.stop()
+    loaded = asyncio.wrap_future(starting)
+    stopped = asyncio.create_task(stop.wait())
+    status = 0
+    await asyncio.wait([loaded, stopped], return_when=asyncio.FIRST_COMPLETED)
+    if loaded.done() and loaded.exception() is not None:
+        log.error("cannot start: %s", loaded.exception())
+        status = 1
+    else:
+        await stopped
+    log.info("stopping")
+    # The PVs stay up while the running task ends.
+    await asyncio.to_thread(service.shutdown, settings.shutdown_timeout)
+    await ioc.bridge.settled()
+    serving.cancel()
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the IOC; return the process exit status."""
     settings = parse_args(argv)
-    sys.setswitchinterval(SWITCH_INTERVAL)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
@@ -59,11 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.acf is not None:
             load_acf(settings.acf)  # refuse to start on a broken file, before anything else
         service = build(settings)
-    except (AcfError, DeviceFileError, PlanLoadError, StoreError) as error:
+    except (AcfError, StoreError) as error:
         log.error("cannot start: %s", error)
         return 1
-    asyncio.run(serve(settings, service))
-    return 0
+    starting = service.start()  # the worker loads while the PVs come up
+    return asyncio.run(serve(settings, service, starting))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib.metadata import version
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,6 +65,25 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         help="how long each device may take to connect at start-up (default: 10)",
     )
     parser.add_argument(
+        "--halt-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="HALT (and PANIC): if the task has not ended this long after, the worker "
+        "process is killed and a new one started (default: 5)",
+    )
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="SIGTERM/SIGINT: how long the running task has to end (it is aborted and "
+        "queued again) before the IOC exits anyway (default: 10)",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {version('bluesky-ioc')}"
+    )
+    parser.add_argument(
         "--tiled-url",
         metavar="URL",
         help="also write every document to this Tiled server (needs the 'tiled' extra: "
@@ -85,6 +105,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         continue_on_error=args.continue_on_error,
         acf=args.acf,
         connect_timeout=args.connect_timeout,
+        halt_timeout=args.halt_timeout,
+        shutdown_timeout=args.shutdown_timeout,
         interfaces=tuple(run_options["interfaces"]),
         list_pvs=run_options["log_pv_names"],
         tiled_url=args.tiled_url,

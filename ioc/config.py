@@ -22,6 +22,8 @@ class Settings:
     continue_on_error: bool = False
     acf: Path | None = None
     connect_timeout: float = 10.0
+    halt_timeout: float = 5.0  # HALT/PANIC: seconds before a worker that has not ended the task is killed
+    shutdown_timeout: float = 10.0  # SIGTERM/SIGINT: seconds the running task has to end
     interfaces: tuple[str, ...] = field(default_factory=tuple)
     list_pvs: bool = False
     tiled_url: str | None = None  # also write every document to this Tiled server

@@ -37,6 +37,20 @@ class WorkerState(StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
+class Command(StrEnum):
+    """The control PVs, each named as its PV."""
+
+    PAUSE = "PAUSE"
+    PAUSE_DEFER = "PAUSE:DEFER"
+    RESUME = "RESUME"
+    STOP = "STOP"
+    ABORT = "ABORT"
+    HALT = "HALT"
+    PANIC = "PANIC"
+    ALL_IS_WELL = "ALL_IS_WELL"
+    RELOAD = "RELOAD"
+
+
 class TaskResult(StrEnum):
     """`LAST:RESULT`: how a task ended."""
 
@@ -46,6 +60,10 @@ class TaskResult(StrEnum):
     ABORTED = "Aborted"
     STOPPED = "Stopped"
     HALTED = "Halted"
+
+
+FAILURES = frozenset({TaskResult.FAILED, TaskResult.ABORTED, TaskResult.HALTED})
+"""Results that raise `ERROR:ACTIVE` and hold the queue (unless `--continue-on-error`)."""
 
 
 class TaskRequest(BaseModel):
@@ -186,3 +204,12 @@ def to_json(value: Any) -> str:
 def json_list(items: Iterable[Task | TaskOutcome]) -> str:
     """A JSON array of the summaries of `items`."""
     return "[" + ",".join(item.summary_json for item in items) + "]"
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """The open run, as `CURRENT:RUN_UID`, `CURRENT:SCAN_ID` and `CURRENT:PROGRESS` show it."""
+
+    run_uid: str = ""
+    scan_id: int = 0
+    percent: float = 0.0

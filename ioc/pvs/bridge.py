@@ -9,8 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..documents import RunProgress
-from ..models import Task, TaskOutcome, WorkerState
+from ..messages import DeviceProgress, DocumentEmitted, QueueChanged, Report, RunProgressed
 
 if TYPE_CHECKING:
     from .ioc import BlueskyIOC
@@ -25,7 +24,7 @@ Update = tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]
 STREAM_INTERVAL = 0.1  # seconds: a fast stream posts at most 10 updates a second
 
 class LoopBridge:
-    """A `WorkerListener` that never blocks its caller: each report is queued with
+    """A service listener that never blocks its caller: each report is queued with
     `call_soon_threadsafe` and applied to the PVs by one task, in arrival order.
     Fast streams are posted at a bounded rate, keeping only their latest update."""
 
@@ -95,41 +94,20 @@ class LoopBridge:
             self._enqueue(update)
         self._held.clear()
 
-    def state_changed(self, state: WorkerState) -> None:
-        self._post(self._ioc.state_changed, state)
-
-    def queue_changed(self, tasks: list[Task], enabled: bool) -> None:
-        self._post_stream("queue", self._ioc.queue_changed, tasks, enabled)
-
-    def task_submitted(self, task: Task) -> None:
-        self._post(self._ioc.task_submitted, task)
-
-    def task_rejected(self, error: str) -> None:
-        self._post(self._ioc.task_rejected, error)
-
-    def task_removed(self, task: Task) -> None:
-        self._post(self._ioc.task_removed, task)
-
-    def task_started(self, task: Task, started: float) -> None:
-        self._post(self._ioc.task_started, task, started)
-
-    def run_progress(self, progress: RunProgress) -> None:
-        self._post_stream("run", self._ioc.run_progress, progress)
-
-    def task_finished(self, outcome: TaskOutcome) -> None:
-        self._post(self._ioc.task_finished, outcome)
-
-    def catalog_changed(self) -> None:
-        self._post(self._ioc.catalog_changed)
-
-    def document(self, name: str, doc: dict[str, Any], task: Task | None) -> None:
-        if name in STREAMED_DOCUMENTS:
-            self._post_stream("document", self._ioc.show_document, name, doc, task)
+    def __call__(self, report: Report) -> None:
+        """Queue `report` for the PVs (any thread); fast streams at a bounded rate."""
+        stream = _stream_of(report)
+        if stream is None:
+            self._post(self._ioc.show, report)
         else:
-            self._post(self._ioc.show_document, name, doc, task)
+            self._post_stream(stream, self._ioc.show, report)
 
-    def device_progress(self, views: dict[str, dict[str, Any]]) -> None:
-        self._post_stream("progress", self._ioc.show_device_progress, views)
 
-    def store_failed(self, error: str) -> None:
-        self._post(self._ioc.store_failed, error)
+def _stream_of(report: Report) -> str | None:
+    """The fast stream `report` belongs to, if it is one whose latest update is enough."""
+    if isinstance(report, DocumentEmitted):
+        return "document" if report.name in STREAMED_DOCUMENTS else None
+    return _STREAMS.get(type(report))
+
+
+_STREAMS: dict[type, str] = {RunProgressed: "run", DeviceProgress: "progress", QueueChanged: "queue"}

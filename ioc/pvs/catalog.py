@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from caproto.server import PVGroup
 
-from ..context import PlanContext
+from ..messages import Catalog
 from ..models import to_json
 from .fields import JSON_BYTES, strings, text, write_text
 
@@ -18,8 +18,8 @@ class CatalogPVs(PVGroup):
     names = strings("PLANS:NAMES", "Plan names", max_items=MAX_PLANS)
     devices = text("DEVICES", "Devices with class and protocols", max_bytes=JSON_BYTES)
 
-    async def show(self, context: PlanContext) -> None:
-        """Show the catalog of `context`."""
-        await write_text(self.plans, to_json(context.catalog()))
-        await self.names.write(context.plan_names[:MAX_PLANS] or [""])
-        await write_text(self.devices, to_json(context.devices.catalog()))
+    async def show(self, catalog: Catalog) -> None:
+        """Show `catalog`."""
+        await write_text(self.plans, to_json(catalog.plans))
+        await self.names.write(catalog.plan_names[:MAX_PLANS] or [""])
+        await write_text(self.devices, to_json(catalog.devices))

@@ -10,7 +10,8 @@ import asyncio
 
 from caproto.server import PVGroup
 
-from ..control import Command, CommandRefused
+from ..models import Command
+from ..service import CommandRefused
 from .fields import Refused, Trigger, trigger
 
 

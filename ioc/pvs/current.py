@@ -6,8 +6,7 @@ import time
 
 from caproto.server import PVGroup
 
-from ..documents import RunProgress
-from ..models import Task, to_json
+from ..models import RunProgress, Task, to_json
 from .fields import JSON_BYTES, double, long, string, text, update, update_text
 
 

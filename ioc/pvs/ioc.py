@@ -1,17 +1,33 @@
-"""The whole PV tree of the contract, and how worker reports land on it."""
+"""The whole PV tree of the contract, and how the service's reports land on it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from caproto.server import PVGroup, SubGroup
 
-from ..documents import RunProgress
-from ..models import Task, TaskOutcome, TaskResult, WorkerState
+from ..messages import (
+    CatalogChanged,
+    DeviceProgress,
+    DocumentEmitted,
+    QueueChanged,
+    Report,
+    RunProgressed,
+    ShownState,
+    StoreFailed,
+    Suspended,
+    TaskFinished,
+    TaskRejected,
+    TaskRemoved,
+    TaskStarted,
+    TaskSubmitted,
+    WorkerChanged,
+)
+from ..models import FAILURES, Task, TaskOutcome, TaskResult, WorkerState
 from ..service import WorkerService
-from ..worker import FAILURES
 from .bridge import LoopBridge
 from .catalog import CatalogPVs
 from .control import ControlPVs
@@ -50,8 +66,28 @@ class BlueskyIOC(PVGroup):
         self._store_failed = False  # the running task's documents could not all be kept
         self._status_shown: tuple[str, bool] | None = None
         super().__init__(prefix=prefix)
+        self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
+            ShownState: self._state_shown,
+            TaskSubmitted: self._task_submitted,
+            TaskRejected: self._task_rejected,
+            TaskRemoved: self._task_removed,
+            TaskStarted: self._task_started,
+            RunProgressed: self._run_progressed,
+            TaskFinished: self._task_finished,
+            QueueChanged: self._queue_changed,
+            CatalogChanged: self._catalog_changed,
+            WorkerChanged: self._worker_changed,
+            DocumentEmitted: self._document,
+            DeviceProgress: self._device_progress,
+            StoreFailed: self._store_failure,
+            Suspended: self._suspended,
+        }
         self.bridge = LoopBridge(asyncio.get_running_loop(), self)
         service.subscribe(self.bridge)
+
+    async def show(self, report: Report) -> None:
+        """Apply one report of the service (in order, on the server's loop)."""
+        await self._handlers[type(report)](report)
 
     def task_end(self, task_id: str) -> asyncio.Future[TaskOutcome | None]:
         """A future of how `task_id` ends (None: removed before it ran), for a `RUN`."""
@@ -63,13 +99,16 @@ class BlueskyIOC(PVGroup):
             ended.set_result(outcome)
 
     async def show_start(self) -> None:
-        """Show what the service starts with: catalog, pending queue, history, status."""
-        await self.catalog.show(self.service.context)
+        """Show what the service starts with: pending queue, history, status (and the
+        worker, if it is up already)."""
+        await self.catalog.show(self.service.catalog)
+        await self.worker.show_process(self.service.supervisor.pid, self.service.supervisor.restarts)
         await self.queue.show(self.service.queue.snapshot(), self.service.queue.enabled)
         await self.show_history(self.service.recovery.history)
         interrupted = self.service.recovery.interrupted
         if interrupted is not None:
             await self.errors.record(interrupted.error_message or "", failure=True)
+        await self.worker.state.write(self.service.state)
         await self.refresh_status()
 
     async def refresh_status(self) -> None:
@@ -89,60 +128,71 @@ class BlueskyIOC(PVGroup):
             self._status_shown = (line, active)
             await write_text(self.worker.status, line, **severity(active))
 
-    # Worker reports, applied in order on the server's loop by `LoopBridge`.
     async def show_history(self, outcomes: list[TaskOutcome]) -> None:
         """Show `outcomes` (newest first) as the history."""
         self._history.extend(reversed(outcomes[:HISTORY_SHOWN]))
         await self.last.show_history(list(reversed(self._history)))
 
-    async def state_changed(self, state: WorkerState) -> None:
-        await self.worker.state.write(state)
-        await self.refresh_status()
-        await self.streams.post_event(EventType.STATE_CHANGED)
+    # --- one handler per report ------------------------------------------------------------
+    async def _state_shown(self, report: ShownState) -> None:
+        if self.worker.state.value != report.state:
+            await self.worker.state.write(report.state)
+            await self.refresh_status()
+            await self.streams.post_event(EventType.STATE_CHANGED)
 
-    async def task_submitted(self, task: Task) -> None:
-        await self.streams.post_event(EventType.TASK_SUBMITTED, task)
+    async def _task_submitted(self, report: TaskSubmitted) -> None:
+        await self.streams.post_event(EventType.TASK_SUBMITTED, report.task)
 
-    async def task_rejected(self, error: str) -> None:
-        await self.streams.post_event(EventType.TASK_REJECTED, error=error)
+    async def _task_rejected(self, report: TaskRejected) -> None:
+        await self.streams.post_event(EventType.TASK_REJECTED, error=report.error)
 
-    async def show_document(self, name: str, doc: dict[str, Any], task: Task | None) -> None:
-        await self.streams.show_document(name, doc, task)
+    async def _document(self, report: DocumentEmitted) -> None:
+        await self.streams.show_document(report.name, report.doc, self._running)
 
-    async def show_device_progress(self, views: dict[str, dict[str, Any]]) -> None:
-        await self.streams.show_progress(views)
+    async def _device_progress(self, report: DeviceProgress) -> None:
+        await self.streams.show_progress(report.views)
 
-    async def store_failed(self, error: str) -> None:
+    async def _store_failure(self, report: StoreFailed) -> None:
         self._store_failed = True
-        await self.errors.record(error, failure=True)
+        await self.errors.record(report.error, failure=True)
 
-    async def queue_changed(self, tasks: list[Task], enabled: bool) -> None:
-        await self.queue.show(tasks, enabled)
+    async def _suspended(self, report: Suspended) -> None:
+        await self.worker.show_suspended(report.reason)
         await self.refresh_status()
 
-    async def task_removed(self, task: Task) -> None:
+    async def _queue_changed(self, report: QueueChanged) -> None:
+        await self.queue.show(report.tasks, report.enabled)
+        await self.refresh_status()
+
+    async def _task_removed(self, report: TaskRemoved) -> None:
+        task = report.task
         if task.task_id in self._task_ends:  # someone waits on RUN: tell them why
             await self.errors.record(f"{task.task_id}: Removed: taken off the queue before it ran")
         self._ended(task.task_id, None)
         await self.streams.post_event(EventType.TASK_REMOVED, task)
 
-    async def catalog_changed(self) -> None:
-        await self.catalog.show(self.service.context)
+    async def _catalog_changed(self, report: CatalogChanged) -> None:
+        await self.catalog.show(report.catalog)
 
-    async def task_started(self, task: Task, started: float) -> None:
+    async def _worker_changed(self, report: WorkerChanged) -> None:
+        await self.worker.show_process(report.pid, report.restarts)
+
+    async def _task_started(self, report: TaskStarted) -> None:
+        task = report.task
         self._running, self._percent, self._store_failed = task, 0.0, False
         await update(self.worker.busy, Busy.BUSY)
-        await self.current.show_task(task, started)
+        await self.current.show_task(task, report.started)
         await self.refresh_status()
         await self.streams.post_event(EventType.TASK_STARTED, task)
 
-    async def run_progress(self, progress: RunProgress) -> None:
-        self._percent = progress.percent
-        await self.current.show_run(progress)
+    async def _run_progressed(self, report: RunProgressed) -> None:
+        self._percent = report.progress.percent
+        await self.current.show_run(report.progress)
         await self.refresh_status()
 
-    async def task_finished(self, outcome: TaskOutcome) -> None:
+    async def _task_finished(self, report: TaskFinished) -> None:
         # Everything a client may read on seeing LAST:TASK_ID or BUSY change is set first.
+        outcome = report.outcome
         if outcome.result is TaskResult.SUCCESS:
             if self.errors.is_active and not self._store_failed:
                 await self.errors.set_active(False)

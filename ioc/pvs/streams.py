@@ -6,9 +6,9 @@ import time
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 from caproto.server import PVGroup
 
-from ..documents import live_view
 from ..models import Task, to_json
 from .fields import text, write_text
 
@@ -72,3 +72,25 @@ def _ids(task: Task | None) -> dict[str, str | None]:
         "task_id": task.task_id if task else None,
         "correlation_id": task.correlation_id if task else None,
     }
+
+
+ARRAY_ITEMS_SHOWN = 32  # longer arrays appear on the live view as their shape only
+
+
+def live_view(value: Any) -> Any:
+    """`value` made JSON-able for a live view: arrays and lists of more than
+    `ARRAY_ITEMS_SHOWN` items become `{"shape": [...], "dtype": ...}` (the run store
+    keeps the data)."""
+    if isinstance(value, dict):
+        return {key: live_view(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        if value.size > ARRAY_ITEMS_SHOWN:
+            return {"shape": list(value.shape), "dtype": str(value.dtype)}
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        if len(value) > ARRAY_ITEMS_SHOWN:
+            return {"shape": [len(value)], "dtype": "list"}
+        return [live_view(item) for item in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

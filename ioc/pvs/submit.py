@@ -12,6 +12,8 @@ from ..models import Task, TaskOutcome, TaskResult
 from .fields import Refused, decode_write, enum, string, text, write_text
 
 REQUEST_BYTES = 65536  # the contract asks >= 16384 characters
+VALIDATION_WAIT = 2.0  # seconds the worker has to validate a request before it is refused
+STARTUP_WAIT = 30.0  # the same while no worker is up yet (starting, restarting)
 
 
 class SubmitStatus(StrEnum):
@@ -57,7 +59,14 @@ class SubmitPVs(PVGroup):
         task and (`wait`) the future of its end; raise `Refused` if the request is refused."""
         ioc = self.parent
         try:
-            task = ioc.service.submit(decode_write(value))
+            pending = ioc.service.submit(decode_write(value))
+            future = asyncio.wrap_future(pending.future)
+            try:
+                waited = VALIDATION_WAIT if ioc.service.supervisor.up else STARTUP_WAIT
+                task = await asyncio.wait_for(asyncio.shield(future), waited)
+            except TimeoutError:
+                pending.expire(waited)
+                task = await future
         except (RequestError, ValueError) as error:
             await self.status.write(SubmitStatus.REJECTED)
             await write_text(self.message, str(error))

@@ -501,11 +501,40 @@ class IocProcess(ManagedProcess):
         return self.prefix + name
 
     def start(self, ready_timeout: float | None = None) -> "IocProcess":
-        """Launch and wait until ``<prefix><ready_pv>`` answers a read."""
+        """Launch and wait until ``<prefix><ready_pv>`` answers a read and a worker
+        process is up (``WORKER:PID`` non-zero)."""
+        timeout = self.ready_timeout if ready_timeout is None else ready_timeout
         super().start()
-        wait_ready(self, self.pv(self.ready_pv),
-                   self.ready_timeout if ready_timeout is None else ready_timeout)
+        wait_ready(self, self.pv(self.ready_pv), timeout)
+        wait_worker(self, timeout)
         return self
+
+    def worker_pid(self) -> int:
+        """``WORKER:PID`` as read with caget (0 while no worker is up)."""
+        r = run_ca("caget", "-t", "-w", "2", self.pv("WORKER:PID"), env=self.env_overrides)
+        return int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else 0
+
+
+def wait_worker(ioc: IocProcess, timeout: float) -> int:
+    """Wait until the IOC's worker process is up; return its pid. If the IOC exits
+    first or the deadline passes, stop it and raise ProcessStartupError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not ioc.is_running():
+            rc = ioc.returncode
+            ioc.stop()
+            raise ProcessStartupError(
+                f"{ioc.name} exited with {rc} before its worker was up; "
+                f"log {ioc.log_path}:\n{ioc.log_tail()}")
+        pid = ioc.worker_pid()
+        if pid:
+            return pid
+        if time.monotonic() > deadline:
+            ioc.stop()
+            raise ProcessStartupError(
+                f"no worker process within {timeout}s ({ioc.name} stopped); "
+                f"log {ioc.log_path}:\n{ioc.log_tail()}")
+        time.sleep(0.05)
 
 
 def start_ioc(*extra_args: Any, prefix: str | None = None,

@@ -205,6 +205,7 @@ if args.fail:
 
 class Fake(PVGroup):
     HEARTBEAT = pvproperty(value=0)
+    WORKER_PID = pvproperty(value=1, name="WORKER:PID")
     TEXT = pvproperty(value="", max_length=4096, string_encoding="utf-8")
 
 print("fake ioc: starting", flush=True)

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from ioc.runstore import read_run
+from ioc.service.runstore import read_run
 from tests.integration.harness import caget_str, wait_for
 from tests.integration.ioc_client import (
     SAMPLE_PLANS,

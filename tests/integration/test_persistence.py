@@ -6,8 +6,8 @@ import json
 import random
 import time
 
-from ioc.runstore import read_run
-from ioc.store import INTERRUPTED, StateStore
+from ioc.service.runstore import read_run
+from ioc.service.store import INTERRUPTED, StateStore
 from tests.integration.harness import caget_str, run_ca, wait_for
 from tests.integration.ioc_client import SAMPLE_PLANS, request, submit, wait_finished, wait_state
 

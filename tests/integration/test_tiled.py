@@ -16,7 +16,7 @@ pytest.importorskip("bluesky_tiled_plugins")
 
 from tiled.client import from_uri  # noqa: E402
 
-from ioc.runstore import read_run  # noqa: E402
+from ioc.service.runstore import read_run  # noqa: E402
 from tests.integration.harness import (  # noqa: E402
     LOOPBACK,
     ManagedProcess,

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from bluesky import RunEngine
 
-from ioc.context import PlanContext
+from ioc.worker.context import PlanContext
 from ioc.control import Command, CommandRefused
-from ioc.devices import load_devices
+from ioc.worker.devices import load_devices
 from ioc.models import Task, TaskResult, WorkerState
 from ioc.service import WorkerService
-from ioc.store import StateStore
+from ioc.service.store import StateStore
 from ioc.worker import NO_CHECKPOINT, WorkerListener
 from tests.unit import control_plans, recording
 

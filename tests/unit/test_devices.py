@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from bluesky import RunEngine
 
-from ioc.devices import DeviceFileError, DeviceRegistry, load_devices
+from ioc.worker.devices import DeviceFileError, DeviceRegistry, load_devices
 
 SHIPPED = Path(__file__).parents[2] / "db" / "devices.yaml"
 

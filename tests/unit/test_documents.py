@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from ioc.documents import RunProgress, RunTracker
+from ioc.models import RunProgress
+from ioc.worker.tracker import RunTracker
 
 
 @pytest.fixture

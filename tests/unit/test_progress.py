@@ -14,7 +14,7 @@ from ophyd.sim import SynAxis
 from ophyd_async.core import WatchableAsyncStatus, WatcherUpdate
 from ophyd_async.sim import SimMotor
 
-from ioc.progress import ProgressWatcher, percent_done
+from ioc.worker.progress import ProgressWatcher, percent_done
 
 Views = dict[str, dict[str, Any]]
 

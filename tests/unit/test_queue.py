@@ -6,7 +6,7 @@ from collections.abc import Callable
 import pytest
 
 from ioc.models import Task, parse_request
-from ioc.queue import QueueClosed, TaskQueue
+from ioc.service.queue import QueueClosed, TaskQueue
 
 TIMEOUT = 10.0
 

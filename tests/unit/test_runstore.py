@@ -13,7 +13,7 @@ from bluesky import RunEngine
 from bluesky.plans import count, scan
 from ophyd.sim import SynSignal, det, motor
 
-from ioc.runstore import DocumentWriter, RunFiles, read_run, run_uids, to_jsonable
+from ioc.service.runstore import DocumentWriter, RunFiles, read_run, run_uids, to_jsonable
 
 WAIT = 10.0
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ioc.models import Task, TaskOutcome, TaskResult, parse_request
-from ioc.store import INTERRUPTED, StateStore, StoreError
+from ioc.service.store import INTERRUPTED, StateStore, StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,7 +132,7 @@ def test_a_killed_process_loses_nothing(path: Path) -> None:
         import os, signal
         from pathlib import Path
         from ioc.models import Task, parse_request
-        from ioc.store import StateStore
+        from ioc.service.store import StateStore
         store = StateStore(Path({str(path)!r}))
         tasks = [Task.create(parse_request('{{"name": "count"}}'), {{"i": i}}) for i in range(5)]
         for task in tasks:

@@ -9,13 +9,13 @@ import pytest
 from bluesky import RunEngine
 from ophyd.sim import SynAxis, SynGauss
 
-from ioc.context import PlanContext
-from ioc.devices import DeviceEntry, DeviceRegistry
+from ioc.worker.context import PlanContext
+from ioc.worker.devices import DeviceEntry, DeviceRegistry
 from ioc.documents import RunProgress
 from ioc.errors import RequestError
 from ioc.models import TaskResult, WorkerState
 from ioc.service import WorkerService
-from ioc.store import StateStore
+from ioc.service.store import StateStore
 from tests.unit.recording import Recorder
 
 

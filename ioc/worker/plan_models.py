@@ -24,7 +24,7 @@ from pydantic_core import (
     to_jsonable_python,
 )
 
-from .errors import DEVICE_ERROR_TYPE
+from ..errors import DEVICE_ERROR_TYPE
 
 _MODEL_CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)

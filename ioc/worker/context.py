@@ -15,7 +15,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import PydanticOmit, core_schema
 
 from .devices import DeviceRegistry
-from .errors import RequestError, format_validation_error
+from ..errors import RequestError, format_validation_error
 from .plan_models import build_model, opaque_defaults, resolve_devices
 
 PlanFunction = Callable[..., Iterator[Msg]]

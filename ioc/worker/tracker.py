@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from ..models import RunProgress
 
 PRIMARY_STREAM = "primary"
-
-
-@dataclass(frozen=True)
-class RunProgress:
-    """The open run, as `CURRENT:RUN_UID`, `CURRENT:SCAN_ID` and `CURRENT:PROGRESS` show it."""
-
-    run_uid: str = ""
-    scan_id: int = 0
-    percent: float = 0.0
 
 
 class RunTracker:
@@ -70,25 +60,3 @@ class RunTracker:
     def _publish(self, progress: RunProgress) -> None:
         self._progress = progress
         self._on_progress(progress)
-
-
-ARRAY_ITEMS_SHOWN = 32  # longer arrays appear on the live view as their shape only
-
-
-def live_view(value: Any) -> Any:
-    """`value` made JSON-able for a live view: arrays and lists of more than
-    `ARRAY_ITEMS_SHOWN` items become `{"shape": [...], "dtype": ...}` (the run store
-    keeps the data)."""
-    if isinstance(value, dict):
-        return {key: live_view(item) for key, item in value.items()}
-    if isinstance(value, np.ndarray):
-        if value.size > ARRAY_ITEMS_SHOWN:
-            return {"shape": list(value.shape), "dtype": str(value.dtype)}
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        if len(value) > ARRAY_ITEMS_SHOWN:
-            return {"shape": [len(value)], "dtype": "list"}
-        return [live_view(item) for item in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .models import Task, TaskOutcome, TaskResult
+from ..models import Task, TaskOutcome, TaskResult
 
 FILE_NAME = "state.sqlite3"
 INTERRUPTED = "interrupted: the IOC stopped while this task was running"
@@ -39,6 +39,11 @@ class Recovery:
     pending: list[Task]  # run order, the interrupted copy first if any
     history: list[TaskOutcome]  # newest first
     interrupted: TaskOutcome | None  # the Failed record of a task that was running, if any
+
+
+def fresh_copy(task: Task) -> Task:
+    """A copy of `task` to run again: same request and correlation id, new task id."""
+    return replace(task, task_id=str(uuid.uuid4()), submitted=time.time())
 
 
 def _task_to_json(task: Task) -> str:
@@ -117,14 +122,9 @@ class StateStore:
                     interrupted = TaskOutcome(
                         task, TaskResult.FAILED, row[1], time.time(), error=INTERRUPTED
                     )
-                    copy = replace(task, task_id=str(uuid.uuid4()), submitted=time.time())
                     db.execute("DELETE FROM running")
                     self._insert_history(db, interrupted)
-                    db.execute(
-                        "INSERT INTO pending (task_id, position, task) "
-                        "SELECT ?, COALESCE(MIN(position), 1) - 1, ? FROM pending",
-                        (copy.task_id, _task_to_json(copy)),
-                    )
+                    self._insert_first(db, fresh_copy(task))
             rows = db.execute("SELECT task FROM pending ORDER BY position").fetchall()
             pending = [_task_from_dict(json.loads(text)) for (text,) in rows]
             return Recovery(pending, self._history(db, history_limit), interrupted)
@@ -137,6 +137,11 @@ class StateStore:
                 "SELECT ?, COALESCE(MAX(position), 0) + 1, ? FROM pending",
                 (task.task_id, _task_to_json(task)),
             )
+
+    def prepend(self, task: Task) -> None:
+        """Put `task` at the head of the pending queue."""
+        with self._guard() as db, db:
+            self._insert_first(db, task)
 
     def start(self, task: Task) -> None:
         """Move `task` from pending (if there) to running."""
@@ -168,6 +173,14 @@ class StateStore:
         """Close the database."""
         with self._lock:
             self._connection.close()
+
+    @staticmethod
+    def _insert_first(db: sqlite3.Connection, task: Task) -> None:
+        db.execute(
+            "INSERT INTO pending (task_id, position, task) "
+            "SELECT ?, COALESCE(MIN(position), 1) - 1, ? FROM pending",
+            (task.task_id, _task_to_json(task)),
+        )
 
     def _insert_history(self, db: sqlite3.Connection, outcome: TaskOutcome) -> None:
         """Add `outcome` to the history and keep only the `history_keep` newest."""

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from .models import Task
+from ..models import Task
 
 QueueListener = Callable[[list[Task], bool], None]
 
@@ -16,6 +16,9 @@ class QueueJournal(Protocol):
 
     def append(self, task: Task) -> None:
         """`task` joins the end of the queue."""
+
+    def prepend(self, task: Task) -> None:
+        """`task` joins the head of the queue."""
 
     def start(self, task: Task) -> None:
         """`task` leaves the queue to run."""
@@ -75,6 +78,13 @@ class TaskQueue:
         with self._changed:
             self._journal.append(task)
             self._tasks.append(task)
+            self._notify()
+
+    def put_first(self, task: Task) -> None:
+        """Add `task` at the head (a task to run again)."""
+        with self._changed:
+            self._journal.prepend(task)
+            self._tasks.insert(0, task)
             self._notify()
 
     def remove(self, task_id: str) -> Task:

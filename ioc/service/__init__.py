@@ -1,0 +1,9 @@
+"""The IOC process's side of the worker: intake, queue, state database, run store, and the
+supervisor of the worker process. Neither caproto nor bluesky is imported here."""
+
+from .build import build
+from .commands import CommandRefused
+from .store import StoreError
+from .worker_service import WorkerService
+
+__all__ = ["CommandRefused", "StoreError", "WorkerService", "build"]

@@ -1,0 +1,275 @@
+"""The IOC side of the worker: requests in, the queue and its journal, tasks out to the
+worker process, reports out to the views. Nothing here knows Channel Access or bluesky.
+
+Threads: the caller's (the CA loop) for requests and commands; the task runner, which
+hands one pending task at a time to the worker; the worker's reader thread, which records
+what the worker reports. Views get `Report`s from any of these threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from ..config import Settings
+from ..errors import RequestError
+from ..messages import (
+    Catalog,
+    CatalogChanged,
+    DocumentEmitted,
+    QueueChanged,
+    Report,
+    ShownState,
+    StateChanged,
+    StoreFailed,
+    TaskFinished,
+    TaskRejected,
+    TaskRemoved,
+    TaskSubmitted,
+    WorkerChanged,
+    WorkerReport,
+)
+from ..models import (
+    FAILURES,
+    Command,
+    Task,
+    TaskOutcome,
+    TaskRequest,
+    TaskResult,
+    WorkerState,
+    parse_request,
+)
+from .commands import Commands, holding
+from .queue import QueueClosed, TaskQueue
+from .runstore import DocumentWriter, Sink
+from .store import StateStore, StoreError, fresh_copy
+from .supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Report], None]
+SHUT_DOWN = (TaskResult.ABORTED, "the IOC was shut down")
+
+
+class PendingRequest:
+    """A request being validated: `future` gives its task, or its `RequestError`.
+    `expire` refuses it if the worker has not answered yet (the answer is then ignored)."""
+
+    def __init__(self, rejected: Callable[[RequestError], RequestError]) -> None:
+        self.future: Future[Task] = Future()
+        self._rejected = rejected
+        self._claim = threading.Lock()
+
+    def settle(self, accept: Callable[..., Task], *args: Any) -> None:
+        """Accept the request with `accept(*args)` unless it has expired."""
+        if self._claim.acquire(blocking=False):
+            try:
+                self.future.set_result(accept(*args))
+            except RequestError as error:
+                self.future.set_exception(self._rejected(error))
+
+    def expire(self, waited: float) -> None:
+        """Refuse the request: the worker did not answer within `waited` seconds."""
+        if self._claim.acquire(blocking=False):
+            error = RequestError(
+                f"the worker did not validate the request within {waited:g} s"
+                " (a plan may be holding it); try again"
+            )
+            self.future.set_exception(self._rejected(error))
+
+
+class WorkerService:
+    """Validates (through the worker) and queues requests, runs them one at a time on the
+    worker process, records every outcome, carries out commands; tells listeners."""
+
+    def __init__(
+        self, settings: Settings, *, store: StateStore, run_store: Sequence[Sink] = ()
+    ) -> None:
+        """A service over `store`: pending tasks found there wait, with the queue on hold.
+        Every document goes to each of the `run_store` sinks, on a writer thread of its own."""
+        self._settings = settings
+        self._store = store
+        self._listeners: list[Listener] = []
+        self.recovery = store.recover()
+        self.queue = TaskQueue(
+            self._queue_changed,
+            enabled=not self.recovery.pending,  # nothing moves until an operator says Run
+            journal=store,
+            pending=self.recovery.pending,
+        )
+        self.supervisor = Supervisor(
+            settings,
+            on_report=self._worker_report,
+            on_task_ended=self._task_ended,
+            on_worker=self._worker_changed,
+            on_catalog=lambda catalog: self._tell(CatalogChanged(catalog)),
+            on_load_failed=self._load_failed,
+        )
+        self._runner_lock = threading.Lock()  # held while a task runs
+        self.commands = Commands(
+            self.supervisor,
+            set_latched=self._set_latched,
+            idle=lambda: holding(self._runner_lock),
+            halt_timeout=settings.halt_timeout,
+        )
+        self._runner = threading.Thread(target=self._run_tasks, name="task-runner", daemon=True)
+        # One writer thread per sink: a slow Tiled server never holds up the run files.
+        self._writers = [DocumentWriter([sink], self._store_failed) for sink in run_store]
+        self._worker_state = WorkerState.UNKNOWN
+        self._shutting_down = False
+
+    @property
+    def catalog(self) -> Catalog:
+        """The plans and devices of the current worker (empty until one is up)."""
+        return self.supervisor.catalog or Catalog()
+
+    @property
+    def state(self) -> WorkerState:
+        """The state `STATE` shows: the panic latch, no worker, or the RunEngine's state."""
+        if self.commands.panicked:
+            return WorkerState.PANICKED
+        if not self.supervisor.pid:
+            return WorkerState.UNKNOWN
+        return self._worker_state
+
+    def subscribe(self, listener: Listener) -> None:
+        """Report to `listener` from now on."""
+        self._listeners.append(listener)
+
+    def start(self) -> Future[Catalog]:
+        """Start the worker process and the task runner; the future gives the first
+        worker's catalog, or fails with the reason it could not load."""
+        loaded = self.supervisor.start()
+        self._runner.start()
+        return loaded
+
+    def submit(self, text: str) -> PendingRequest:
+        """Validate the request `text` (through the worker) and queue it; raise
+        `RequestError` at once if it is refused without asking the worker."""
+        if self._shutting_down:
+            raise self._rejected(RequestError("the IOC is shutting down: no new requests"))
+        try:
+            request = parse_request(text)
+        except RequestError as error:
+            raise self._rejected(error) from None
+        pending = PendingRequest(self._rejected)
+        validated = self.supervisor.validate(request.name, request.params)
+        validated.add_done_callback(lambda done: pending.settle(self._accept, request, done))
+        return pending
+
+    def _accept(self, request: TaskRequest, validated: Future[dict[str, Any]]) -> Task:
+        """Queue the validated request (journaled first); raise `RequestError` if refused."""
+        try:
+            task = Task.create(request, validated.result())
+            self.queue.append(task)
+        except StoreError as error:
+            raise RequestError(f"cannot keep the request: {error}") from None
+        self._tell(TaskSubmitted(task))
+        return task
+
+    def remove(self, task_id: str) -> Task:
+        """Take the pending task `task_id` off the queue; `KeyError` if it is not pending."""
+        task = self.queue.remove(task_id)
+        self._tell(TaskRemoved(task))
+        return task
+
+    def clear(self) -> list[Task]:
+        """Take every pending task off the queue."""
+        removed = self.queue.clear()
+        for task in removed:
+            self._tell(TaskRemoved(task))
+        return removed
+
+    def command(self, command: Command) -> Future[None]:
+        """Carry out `command`; the future completes when the worker has reached its target
+        state, or fails with `CommandRefused`."""
+        return self.commands.execute(command)
+
+    def shutdown(self, timeout: float) -> None:
+        """Take no new requests; end the running task as ABORT would, record it, put a copy
+        at the head of the queue; stop the worker. After `timeout` s, stop anyway: the
+        task is then recorded as after a crash when the IOC starts again."""
+        self._shutting_down = True
+        self.queue.close()
+        ended = self.supervisor.ended_future()
+        if ended is not None:
+            self.supervisor.command(Command.ABORT, SHUT_DOWN)
+            try:
+                ended.result(timeout)
+            except Exception:
+                log.warning("the running task did not end within %g s of the shutdown", timeout)
+        self.supervisor.close()
+        for writer in self._writers:
+            writer.close()
+        self._store.close()
+
+    # --- the task runner ------------------------------------------------------------------
+    def _run_tasks(self) -> None:
+        while True:
+            try:
+                task = self.queue.take()
+            except QueueClosed:
+                return
+            except StoreError as error:  # cannot journal the start: hold, say why
+                self._store_failed(f"cannot start the next task: {error}")
+                self.queue.set_enabled(False)
+                continue
+            with self._runner_lock:
+                ended = self.supervisor.run(task)
+                if not ended.cancelled():
+                    ended.exception()  # wait for the end (recorded by `_task_ended`)
+
+    # --- what the worker reports (its reader thread) ---------------------------------------
+    def _worker_report(self, report: WorkerReport) -> None:
+        if isinstance(report, StateChanged):
+            self._worker_state = report.state
+            self._tell(ShownState(self.state))
+            return
+        if isinstance(report, DocumentEmitted):
+            for writer in self._writers:
+                writer(report.name, report.doc)
+        self._tell(report)  # type: ignore[arg-type]
+
+    def _task_ended(self, outcome: TaskOutcome, died: bool) -> None:
+        """Record how the running task ended; a task cut short by a worker's death or by the
+        shutdown goes again, first in the queue."""
+        again = died or (self._shutting_down and outcome.result is TaskResult.ABORTED)
+        try:
+            self._store.finish(outcome)
+            if again:
+                self.queue.put_first(fresh_copy(outcome.task))
+        except StoreError as error:
+            self._store_failed(f"cannot record the end of task {outcome.task.task_id}: {error}")
+        if died or (outcome.result in FAILURES and not self._settings.continue_on_error):
+            self.queue.set_enabled(False)
+        self._tell(TaskFinished(outcome))
+
+    def _worker_changed(self, pid: int) -> None:
+        self._worker_state = WorkerState.IDLE if pid else WorkerState.UNKNOWN
+        self._tell(WorkerChanged(pid, self.supervisor.restarts))
+        self._tell(ShownState(self.state))
+
+    def _load_failed(self, error: str, restarting: bool) -> None:
+        self._store_failed(f"the new worker process could not load: {error}")
+
+    def _set_latched(self, latched: bool) -> None:
+        self.queue.set_latched(latched)
+        self._tell(ShownState(self.state))
+
+    def _queue_changed(self, tasks: list[Task], enabled: bool) -> None:
+        self._tell(QueueChanged(tasks, enabled))
+
+    def _store_failed(self, error: str) -> None:
+        log.error("%s", error)
+        self._tell(StoreFailed(error))
+
+    def _rejected(self, error: RequestError) -> RequestError:
+        self._tell(TaskRejected(str(error)))
+        return error
+
+    def _tell(self, report: Report) -> None:
+        for listener in self._listeners:
+            listener(report)

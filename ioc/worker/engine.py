@@ -1,0 +1,164 @@
+"""The thread that owns the RunEngine: runs the tasks the IOC hands over, one at a time."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
+
+from bluesky import RunEngine
+from bluesky.run_engine import RunEngineResult
+from bluesky.utils import RunEngineInterrupted
+
+from ..messages import (
+    DeviceProgress,
+    DocumentEmitted,
+    RunProgressed,
+    StateChanged,
+    TaskEnded,
+    TaskStarted,
+    WorkerReport,
+)
+from ..models import Task, TaskOutcome, TaskResult, WorkerState, describe_exception
+from .context import PlanContext
+from .progress import ProgressWatcher
+from .tracker import RunTracker
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[WorkerReport], None]
+Step = Callable[[], RunEngineResult]
+NO_CHECKPOINT = "could not pause: the plan has no checkpoint, so bluesky aborted it"
+
+
+def make_run_engine() -> RunEngine:
+    """A RunEngine fit for a server: no signal handlers, results returned."""
+    return RunEngine(context_managers=[], call_returns_result=True)
+
+
+class Engine:
+    """Runs each task handed to it (`run`) to its end on the RunEngine, reporting through `send`.
+
+    A paused task keeps the engine thread: it waits for the next step (`continue_with`:
+    resume, stop, abort or halt), which only this thread may run.
+    """
+
+    def __init__(self, run_engine: RunEngine, context: PlanContext, send: Send) -> None:
+        self._run_engine = run_engine
+        self._context = context
+        self._send = send
+        self._tracker = RunTracker(lambda progress: send(RunProgressed(progress)))
+        self._inbox: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
+        self._steps: queue.SimpleQueue[Step] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="run-engine", daemon=True)
+        self._ending: tuple[TaskResult, str] | None = None
+        self._start_gate = threading.Lock()  # the RunEngine call begins, or a task is ended
+        self._engine_started = False
+        self.current: Task | None = None
+        run_engine.state_hook = self._state_changed
+        run_engine.waiting_hook = ProgressWatcher(lambda views: send(DeviceProgress(views)))
+        run_engine.subscribe(self._document)
+
+    @property
+    def run_engine(self) -> RunEngine:
+        """The RunEngine this engine owns."""
+        return self._run_engine
+
+    @property
+    def state(self) -> WorkerState:
+        """The RunEngine's state."""
+        return WorkerState(str(self._run_engine.state).upper())
+
+    def start(self) -> None:
+        """Start taking tasks."""
+        self._thread.start()
+
+    def run(self, task: Task) -> None:
+        """Run `task` once the one before it has ended."""
+        self._inbox.put(task)
+
+    def continue_with(self, step: Step) -> None:
+        """Hand the paused task's next step (`RE.resume`, `RE.stop`, ...) to the engine thread."""
+        self._steps.put(step)
+
+    @contextmanager
+    def ending(self, result: TaskResult, reason: str) -> Iterator[bool]:
+        """Record how the current task is to end; yield whether its RunEngine call has begun
+        (if so, the caller then ends it with stop/abort/halt). A task whose call has not
+        begun never runs: the engine ends it as recorded."""
+        with self._start_gate:
+            self._ending = (result, reason)
+            yield self._engine_started
+
+    def _serve(self) -> None:
+        while (task := self._inbox.get()) is not None:
+            with self._start_gate:
+                self._ending, self.current = None, task
+            outcome = self._run(task)
+            self.current, self._engine_started = None, False
+            self._send(TaskEnded(outcome))
+
+    def _run(self, task: Task) -> TaskOutcome:
+        started = time.time()
+        self._send(TaskStarted(task, started))
+        self._tracker.begin_task()
+        try:
+            plan = self._context.build_plan(task.name, task.params)
+            step: Step = partial(self._run_engine, plan, **task.run_metadata())
+            with self._start_gate:
+                if self._ending is not None:  # ended before it began: it never runs
+                    return self._outcome(task, started, *self._ended_by_operator())
+                self._engine_started = True
+            while True:
+                try:
+                    result = step()
+                    break
+                except RunEngineInterrupted:
+                    if self._run_engine.state != "paused":  # ended while running
+                        return self._outcome(task, started, *self._ended_by_operator())
+                    step = self._steps.get()
+        except Exception as error:  # the plan's own failure: record it, go on with the next
+            log.warning("task %s failed: %s", task.task_id, describe_exception(error))
+            return self._outcome(task, started, TaskResult.FAILED, describe_exception(error))
+        if result.interrupted and self._ending is not None:
+            return self._outcome(task, started, *self._ended_by_operator())
+        return self._outcome(task, started, *_result_of(result))
+
+    def _ended_by_operator(self) -> tuple[TaskResult, str]:
+        # Interrupted with no stop/abort/halt asked for: a pause the plan could not take.
+        result, reason = self._ending or (TaskResult.ABORTED, NO_CHECKPOINT)
+        return result, f"{result}: {reason}"
+
+    def _outcome(
+        self, task: Task, started: float, result: TaskResult, error: str | None = None
+    ) -> TaskOutcome:
+        return TaskOutcome(
+            task=task,
+            result=result,
+            started=started,
+            finished=time.time(),
+            run_uids=tuple(self._tracker.run_uids),
+            error=error,
+        )
+
+    def _document(self, name: str, doc: dict[str, Any]) -> None:
+        self._tracker(name, doc)
+        self._send(DocumentEmitted(name, doc))
+
+    def _state_changed(self, new: str, old: str) -> None:
+        self._send(StateChanged(WorkerState(new.upper())))
+
+
+def _result_of(result: RunEngineResult) -> tuple[TaskResult, str | None]:
+    """The task result and error text of a RunEngine call that returned on its own."""
+    if result.exit_status == "success":
+        return TaskResult.SUCCESS, None
+    if result.exit_status == "abort":
+        return TaskResult.ABORTED, f"Aborted: {result.reason or 'the RunEngine aborted the plan'}"
+    return TaskResult.FAILED, result.reason or result.exit_status
+
