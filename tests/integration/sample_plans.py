@@ -17,3 +17,23 @@ def fail(message: str = "boom") -> Generator[Any, Any, None]:
 def read_peak(detector: SynGauss) -> Generator[Any, Any, None]:
     """Count a peak detector once (the parameter takes SynGauss devices only)."""
     yield from count([detector])
+
+
+def hold_interpreter(seconds: int = 30) -> Generator[Any, Any, None]:
+    """Hold the worker's interpreter (the GIL) in C code for `seconds`, as a long regex,
+    an h5py read or a vendor call would: libc's sleep called without releasing the GIL."""
+    import ctypes
+
+    yield from bps.checkpoint()
+    ctypes.PyDLL(None).sleep(seconds)
+    yield from bps.null()
+
+
+def kill_own_process() -> Generator[Any, Any, None]:
+    """Kill the process the plan runs in, as a segfaulting driver or the OOM killer would."""
+    import os
+    import signal
+
+    yield from bps.checkpoint()
+    os.kill(os.getpid(), signal.SIGKILL)
+    yield from bps.null()
