@@ -245,6 +245,10 @@ class TaskClient(CaClient):
             self._finished.setdefault(task_id, t)
             self._cond.notify_all()
 
+    def pids(self) -> list[int]:
+        """The IOC process and its worker process."""
+        return [self.ioc.pid, self.ioc.worker_pid()]
+
     def submit(self, text: str) -> str:
         """Write `text` to ``SUBMIT`` (put with completion); the accepted task id."""
         self.write_text("SUBMIT", text)

@@ -70,7 +70,7 @@ def _pairs(client: TaskClient, monitors: Monitors, make_req: Callable[[int], str
     The IOC side waits, untimed, after each run until the IOC (still posting monitor
     updates) and the monitor process (still reading them) are quiet: that wait and
     their CPU until then are reported too."""
-    pids = [client.ioc.pid, monitors.proc.pid]
+    pids = [*client.pids(), monitors.proc.pid]
     walls: list[float] = []
     durations: list[float] = []
     size = [min(points, WARMUP_POINTS)]
@@ -91,7 +91,7 @@ def _pairs(client: TaskClient, monitors: Monitors, make_req: Callable[[int], str
     size[0] = points
     before = monitors.counts()
     _, bares = common.interleave([ours_m, bare_m], pairs, quiet=lambda: pids)
-    cpu = ours_m.per_call_ms(["ioc", "monitor_process"])
+    cpu = ours_m.per_call_ms(["ioc", "worker", "monitor_process"])
     cpu["bare"] = bare_m.per_call_ms()["this_process"]
     return {"walls": walls, "durations": durations, "bares": bares,
             "extra": {"monitor_updates": _delta(monitors.counts(), before),
