@@ -19,8 +19,6 @@ table and writes all figures to JSON (default bench/results/latest.json).
 """
 from __future__ import annotations
 
-from bench import common  # first: loopback env before caproto/epics
-
 import argparse  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -29,12 +27,16 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
-
-from bench.peers.runner import format_table, run_peers  # noqa: E402
 from typing import Any  # noqa: E402
 
-from bench import roundtrip, startup, streaming  # noqa: E402
+from bench import (  # noqa: E402
+    common,  # first: loopback env before caproto/epics
+    roundtrip,
+    startup,
+    streaming,
+)
 from bench.common import Figure  # noqa: E402
+from bench.peers.runner import format_table, run_peers  # noqa: E402
 
 NAMES = ("roundtrip", "throughput", "streaming", "idle", "start")
 #: Every figure of a full run, in table order (the keys of "results" in the JSON).

@@ -59,7 +59,7 @@ class Session:
         self.repeater: harness.ManagedProcess | None = None
         self.started: list[harness.ManagedProcess] = []
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         self.repeater = harness.start_repeater(harness.session_ports()[1], log_dir=self.work)
         return self
 

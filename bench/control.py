@@ -26,8 +26,6 @@ wherever the previous one left it, which does not matter since it never arrives.
 """
 from __future__ import annotations
 
-from bench import common  # first: loopback env before caproto/epics
-
 import argparse  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -35,6 +33,7 @@ from typing import Any  # noqa: E402
 
 from caproto import ChannelType  # noqa: E402
 
+from bench import common  # first: loopback env before caproto/epics
 from bench.common import TIMEOUT, summary  # noqa: E402
 
 PAUSE_REQUEST = common.request("count", detectors=["det1"], num=1000, delay=0.01)

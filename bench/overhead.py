@@ -11,11 +11,10 @@ figures go to ``--json`` (default bench/results/overhead.json).
 """
 from __future__ import annotations
 
-from bench import common  # noqa: F401 -- first: loopback env before caproto/epics
-
 import argparse  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from bench import common  # noqa: F401 -- first: loopback env before caproto/epics
 from bench.__main__ import main as bench_main  # noqa: E402
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "overhead.json"

@@ -1,12 +1,11 @@
 """Benchmarks 1 and 2: one ``count([det1], num=1)`` round trip, and queue throughput."""
 from __future__ import annotations
 
-from bench import common  # first: loopback env before caproto/epics
-
 import statistics  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
+from bench import common  # first: loopback env before caproto/epics
 from bench.common import Figure, Metered, TaskClient  # noqa: E402
 
 COUNT1 = common.request("count", detectors=["det1"], num=1)

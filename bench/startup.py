@@ -1,8 +1,6 @@
 """Benchmark 4: the IOC idle (CPU, memory) and how fast it starts."""
 from __future__ import annotations
 
-from bench import common  # first: loopback env before caproto/epics
-
 import statistics  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
@@ -10,6 +8,7 @@ from typing import Any  # noqa: E402
 from caproto import CaprotoError, ChannelType  # noqa: E402
 from caproto.sync import client as sync_client  # noqa: E402
 
+from bench import common  # first: loopback env before caproto/epics
 from bench.common import Figure  # noqa: E402
 from bench.roundtrip import COUNT1  # noqa: E402
 

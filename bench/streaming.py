@@ -2,13 +2,12 @@
 by a second process, vs. the same plans on a bare RunEngine in this process."""
 from __future__ import annotations
 
-from bench import common  # first: loopback env before caproto/epics
-
 import json  # noqa: E402
 import statistics  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
+from bench import common  # first: loopback env before caproto/epics
 from bench.common import Figure, Metered, TaskClient  # noqa: E402
 
 WARMUP_POINTS = 1000

@@ -21,7 +21,8 @@ log = logging.getLogger("ioc")
 
 async def serve(settings: Settings, service: WorkerService, starting: Future[Catalog]) -> int:
     """Publish the PVs, start the worker and run tasks until SIGINT/SIGTERM; return the
-    exit status (1 if the first worker cannot load its plans or devices)."""
+    exit status (1 if the first worker cannot load its plans or devices).
+    """
     loop = asyncio.get_running_loop()
     ioc = BlueskyIOC(service, prefix=settings.prefix)
     await ioc.show_start()
@@ -33,10 +34,10 @@ async def serve(settings: Settings, service: WorkerService, starting: Future[Cat
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     log.info("serving %d PVs with prefix %s", len(ioc.pvdb), settings.prefix)
-    loaded = asyncio.wrap_future(starting)
-    stopped = asyncio.create_task(stop.wait())
+    loaded: asyncio.Future[Catalog] = asyncio.wrap_future(starting)
+    stopped = asyncio.ensure_future(stop.wait())
     status = 0
-    await asyncio.wait([loaded, stopped], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({loaded, stopped}, return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
     if loaded.done() and loaded.exception() is not None:
         log.error("cannot start: %s", loaded.exception())
         status = 1

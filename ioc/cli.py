@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from importlib.metadata import version
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 
 from caproto.server import template_arg_parser

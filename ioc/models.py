@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from functools import cached_property
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 import event_model

@@ -50,7 +50,7 @@ def list_scan(
     Moves `motor` to each of `points` in turn and reads `detectors` (and the motor)
     there, in one run.
     """
-    return (yield from bp.list_scan(detectors, motor, points))
+    return (yield from bp.list_scan(detectors, motor, points))  # type: ignore[arg-type]
 
 
 def grid_scan(

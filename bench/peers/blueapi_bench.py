@@ -27,9 +27,25 @@ import time
 import traceback
 from pathlib import Path
 
-from common import (POLL, PEER_ENV, SCAN_ARGS, SIZES, Bare, Proc, free_port, install_signal_handlers,
-                    log, memory, metric, round_trip_rows, run_sections, scan_row, throughput_row, versions,
-                    wait_until)
+from common import (
+    PEER_ENV,
+    POLL,
+    SCAN_ARGS,
+    SIZES,
+    Bare,
+    Proc,
+    free_port,
+    install_signal_handlers,
+    log,
+    memory,
+    metric,
+    round_trip_rows,
+    run_sections,
+    scan_row,
+    throughput_row,
+    versions,
+    wait_until,
+)
 
 SESSION = "cm00000-1"  # blueapi requires an instrument_session on every task
 COUNT = {"name": "count", "params": {"detectors": ["det"], "num": 1}}

@@ -239,8 +239,8 @@ class Bare:
 
     def __init__(self) -> None:
         sys.path.insert(0, str(PEER_ENV))
-        from bluesky import RunEngine
         from bench_peer_plans import count, scan
+        from bluesky import RunEngine
         from ophyd.sim import det, motor
 
         self.RE = RunEngine(context_managers=[])

@@ -30,9 +30,25 @@ import time
 import traceback
 from pathlib import Path
 
-from common import (POLL, PEER_ENV, SCAN_ARGS, SIZES, Bare, Proc, free_port, install_signal_handlers,
-                    log, memory, metric, round_trip_rows, run_sections, scan_row, throughput_row, versions,
-                    wait_until)
+from common import (
+    PEER_ENV,
+    POLL,
+    SCAN_ARGS,
+    SIZES,
+    Bare,
+    Proc,
+    free_port,
+    install_signal_handlers,
+    log,
+    memory,
+    metric,
+    round_trip_rows,
+    run_sections,
+    scan_row,
+    throughput_row,
+    versions,
+    wait_until,
+)
 
 TASK_TIMEOUT = 120.0
 BATCH_TIMEOUT = 900.0

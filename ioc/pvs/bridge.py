@@ -26,7 +26,8 @@ STREAM_INTERVAL = 0.1  # seconds: a fast stream posts at most 10 updates a secon
 class LoopBridge:
     """A service listener that never blocks its caller: each report is queued with
     `call_soon_threadsafe` and applied to the PVs by one task, in arrival order.
-    Fast streams are posted at a bounded rate, keeping only their latest update."""
+    Fast streams are posted at a bounded rate, keeping only their latest update.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, ioc: BlueskyIOC) -> None:
         self._loop = loop
@@ -52,7 +53,8 @@ class LoopBridge:
 
     async def settled(self) -> None:
         """Return once every report posted before this call has been applied (held-back
-        stream updates included)."""
+        stream updates included).
+        """
         barrier = self._loop.create_future()
         with self._lock:
             self._release_held()
@@ -70,7 +72,8 @@ class LoopBridge:
     def _post_stream(self, stream: str, apply: Callable[..., Awaitable[None]], *args: Any) -> None:
         """Post an update of a fast `stream` (event documents, progress, queue snapshots) at
         most once per `STREAM_INTERVAL`: in between only its latest update is held back,
-        and it is posted when the interval is over or before any other report."""
+        and it is posted when the interval is over or before any other report.
+        """
         with self._lock:
             now = time.monotonic()
             if stream not in self._held and now >= self._next_post.get(stream, 0.0):

@@ -100,7 +100,8 @@ def enum(
     **options: Any,
 ) -> pvproperty:
     """A DBR_ENUM whose strings are exactly the members of `states` (`options` go to
-    `pvproperty`, e.g. `put=`)."""
+    `pvproperty`, e.g. `put=`).
+    """
     two_state = len(states) == 2
     record = ("bi" if two_state else "mbbi") if read_only else ("bo" if two_state else "mbbo")
     return pvproperty(
@@ -178,7 +179,8 @@ class Refused(ValueError):
 
 class QuietRefusals(logging.Filter):
     """caproto logs a traceback for every put a putter refuses; for a `Refused` one a
-    single line is enough (the reason is on the status PVs)."""
+    single line is enough (the reason is on the status PVs).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Shorten the records of refused writes."""

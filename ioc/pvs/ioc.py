@@ -100,7 +100,8 @@ class BlueskyIOC(PVGroup):
 
     async def show_start(self) -> None:
         """Show what the service starts with: pending queue, history, status (and the
-        worker, if it is up already)."""
+        worker, if it is up already).
+        """
         await self.catalog.show(self.service.catalog)
         await self.worker.show_process(self.service.supervisor.pid, self.service.supervisor.restarts)
         await self.queue.show(self.service.queue.snapshot(), self.service.queue.enabled)

@@ -11,7 +11,8 @@ from caproto.asyncio.server import Context
 class Server(Context):
     """caproto's asyncio server makes its listening socket with protocol 0, so asyncio
     does not set TCP_NODELAY on accepted connections: a small reply then waits for the
-    client's delayed ACK (~40 ms on Linux). Each accepted connection gets TCP_NODELAY."""
+    client's delayed ACK (~40 ms on Linux). Each accepted connection gets TCP_NODELAY.
+    """
 
     async def tcp_handler(self, client: Any, addr: tuple[str, int]) -> None:
         """Serve one client connection."""

@@ -80,7 +80,8 @@ ARRAY_ITEMS_SHOWN = 32  # longer arrays appear on the live view as their shape o
 def live_view(value: Any) -> Any:
     """`value` made JSON-able for a live view: arrays and lists of more than
     `ARRAY_ITEMS_SHOWN` items become `{"shape": [...], "dtype": ...}` (the run store
-    keeps the data)."""
+    keeps the data).
+    """
     if isinstance(value, dict):
         return {key: live_view(item) for key, item in value.items()}
     if isinstance(value, np.ndarray):

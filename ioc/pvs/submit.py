@@ -42,7 +42,8 @@ class SubmitPVs(PVGroup):
     @run.putter
     async def run(self, instance, value: str) -> str:
         """Queue the request; complete once the task has ended, with an error unless it
-        succeeded (a plain put does not wait: it behaves like `SUBMIT`)."""
+        succeeded (a plain put does not wait: it behaves like `SUBMIT`).
+        """
         task, ended = await self.queue_request("RUN", value, wait=True)
         assert ended is not None
         outcome = await ended
@@ -56,7 +57,8 @@ class SubmitPVs(PVGroup):
         self, command: str, value: str, *, wait: bool = False
     ) -> tuple[Task, asyncio.Future[TaskOutcome | None] | None]:
         """Validate and queue the raw write `value`; record the outcome, before returning the
-        task and (`wait`) the future of its end; raise `Refused` if the request is refused."""
+        task and (`wait`) the future of its end; raise `Refused` if the request is refused.
+        """
         ioc = self.parent
         try:
             pending = ioc.service.submit(decode_write(value))

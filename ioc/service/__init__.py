@@ -1,5 +1,6 @@
 """The IOC process's side of the worker: intake, queue, state database, run store, and the
-supervisor of the worker process. Neither caproto nor bluesky is imported here."""
+supervisor of the worker process. Neither caproto nor bluesky is imported here.
+"""
 
 from .build import build
 from .commands import CommandRefused

@@ -13,7 +13,8 @@ RUNS = "runs"  # run files, one JSON Lines file per run, under the state directo
 
 def build(settings: Settings) -> WorkerService:
     """A service ready to start; raises `StoreError` if the state directory is unusable
-    (`TiledUnavailable`, a `StoreError`: --tiled-url without the extra)."""
+    (`TiledUnavailable`, a `StoreError`: --tiled-url without the extra).
+    """
     run_store: list[Sink] = [RunFiles(settings.state_dir / RUNS)]
     if settings.tiled_url:
         run_store.append(tiled_sink(settings.tiled_url, settings.tiled_api_key))

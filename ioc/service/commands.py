@@ -1,5 +1,6 @@
 """Operator commands on the IOC side: the panic latch, reload, and the escalation that
-kills a worker that does not halt. The rest is forwarded to the worker process."""
+kills a worker that does not halt. The rest is forwarded to the worker process.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from ..models import Command, TaskResult
 from .supervisor import Ending, Supervisor
@@ -19,14 +20,15 @@ class CommandRefused(Exception):
 
 class Commands:
     """Carries out each command and answers with a future that completes when its target
-    state is reached, or fails with `CommandRefused` (every command gets an answer)."""
+    state is reached, or fails with `CommandRefused` (every command gets an answer).
+    """
 
     def __init__(
         self,
         supervisor: Supervisor,
         *,
         set_latched: Callable[[bool], None],
-        idle: Callable[[], contextmanager[bool]],
+        idle: Callable[[], AbstractContextManager[bool]],
         halt_timeout: float,
     ) -> None:
         self._supervisor = supervisor

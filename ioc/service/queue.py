@@ -27,8 +27,20 @@ class QueueJournal(Protocol):
         """These tasks leave the queue without running."""
 
 
-class _NoJournal(QueueJournal):
+class _NoJournal:
     """A queue kept in memory only."""
+
+    def append(self, task: Task) -> None:
+        """Nothing to write down."""
+
+    def prepend(self, task: Task) -> None:
+        """Nothing to write down."""
+
+    def start(self, task: Task) -> None:
+        """Nothing to write down."""
+
+    def remove(self, task_ids: Iterable[str]) -> None:
+        """Nothing to write down."""
 
 
 class QueueClosed(Exception):

@@ -131,7 +131,7 @@ class RunFiles:
             self._open(doc["uid"])
         run = self._run_for(name, doc)
         if name == "stop":
-            file = self._files.pop(run, None)
+            file = self._files.pop(run, None) if run else None
             self._run_of = {key: value for key, value in self._run_of.items() if value != run}
         else:
             file = self._files.get(run) if run else None

@@ -191,7 +191,8 @@ class Supervisor:
 
     def reload(self) -> Future[Catalog]:
         """Start a new worker; once it has loaded, it replaces the current one. If it
-        fails to load, the current one stays and the future gives the error."""
+        fails to load, the current one stays and the future gives the error.
+        """
         return self._spawn()
 
     def close(self) -> None:
@@ -230,7 +231,8 @@ class Supervisor:
 
     def command(self, command: Command, ending: Ending | None = None) -> Future[None]:
         """Have the worker carry out `command`; fails with `WorkerUnavailable` or the
-        worker's `RuntimeError(reason)`."""
+        worker's `RuntimeError(reason)`.
+        """
         done: Future[None] = Future()
         with self._lock:
             if self._current is None:

@@ -89,6 +89,7 @@ class TiledSink:
             ) from error
 
     def __call__(self, name: str, doc: dict) -> None:
+        """Write one document; (re)connect at a run's start if not connected."""
         if self._writer is None:
             if name != "start":
                 return

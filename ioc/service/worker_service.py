@@ -56,7 +56,8 @@ SHUT_DOWN = (TaskResult.ABORTED, "the IOC was shut down")
 
 class PendingRequest:
     """A request being validated: `future` gives its task, or its `RequestError`.
-    `expire` refuses it if the worker has not answered yet (the answer is then ignored)."""
+    `expire` refuses it if the worker has not answered yet (the answer is then ignored).
+    """
 
     def __init__(self, rejected: Callable[[RequestError], RequestError]) -> None:
         self.future: Future[Task] = Future()
@@ -83,13 +84,15 @@ class PendingRequest:
 
 class WorkerService:
     """Validates (through the worker) and queues requests, runs them one at a time on the
-    worker process, records every outcome, carries out commands; tells listeners."""
+    worker process, records every outcome, carries out commands; tells listeners.
+    """
 
     def __init__(
         self, settings: Settings, *, store: StateStore, run_store: Sequence[Sink] = ()
     ) -> None:
         """A service over `store`: pending tasks found there wait, with the queue on hold.
-        Every document goes to each of the `run_store` sinks, on a writer thread of its own."""
+        Every document goes to each of the `run_store` sinks, on a writer thread of its own.
+        """
         self._settings = settings
         self._store = store
         self._listeners: list[Listener] = []
@@ -141,14 +144,16 @@ class WorkerService:
 
     def start(self) -> Future[Catalog]:
         """Start the worker process and the task runner; the future gives the first
-        worker's catalog, or fails with the reason it could not load."""
+        worker's catalog, or fails with the reason it could not load.
+        """
         loaded = self.supervisor.start()
         self._runner.start()
         return loaded
 
     def submit(self, text: str) -> PendingRequest:
         """Validate the request `text` (through the worker) and queue it; raise
-        `RequestError` at once if it is refused without asking the worker."""
+        `RequestError` at once if it is refused without asking the worker.
+        """
         if self._shutting_down:
             raise self._rejected(RequestError("the IOC is shutting down: no new requests"))
         try:
@@ -185,13 +190,15 @@ class WorkerService:
 
     def command(self, command: Command) -> Future[None]:
         """Carry out `command`; the future completes when the worker has reached its target
-        state, or fails with `CommandRefused`."""
+        state, or fails with `CommandRefused`.
+        """
         return self.commands.execute(command)
 
     def shutdown(self, timeout: float) -> None:
         """Take no new requests; end the running task as ABORT would, record it, put a copy
         at the head of the queue; stop the worker. After `timeout` s, stop anyway: the
-        task is then recorded as after a crash when the IOC starts again."""
+        task is then recorded as after a crash when the IOC starts again.
+        """
         self._shutting_down = True
         self.queue.close()
         ended = self.supervisor.ended_future()
@@ -235,7 +242,8 @@ class WorkerService:
 
     def _task_ended(self, outcome: TaskOutcome, died: bool) -> None:
         """Record how the running task ended; a task cut short by a worker's death or by the
-        shutdown goes again, first in the queue."""
+        shutdown goes again, first in the queue.
+        """
         again = died or (self._shutting_down and outcome.result is TaskResult.ABORTED)
         try:
             self._store.finish(outcome)

@@ -1,2 +1,3 @@
 """The worker process: plans, devices and the RunEngine. bluesky, ophyd and ophyd-async
-are imported only here; nothing here imports the IOC side."""
+are imported only here; nothing here imports the IOC side.
+"""

@@ -14,8 +14,8 @@ from bluesky.utils import Msg
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import PydanticOmit, core_schema
 
-from .devices import DeviceRegistry
 from ..errors import RequestError, format_validation_error
+from .devices import DeviceRegistry
 from .plan_models import build_model, opaque_defaults, resolve_devices
 
 PlanFunction = Callable[..., Iterator[Msg]]
@@ -81,7 +81,7 @@ class PlanContext:
     def validate(self, name: str, params: Mapping[str, object]) -> dict[str, object]:
         """JSON-able `params` of plan `name` with defaults filled in, or `RequestError`."""
         plan, model = self._validated(name, params)
-        return model.model_dump(mode="json", exclude=plan.opaque_defaults - model.model_fields_set)
+        return model.model_dump(mode="json", exclude=set(plan.opaque_defaults - model.model_fields_set))
 
     def build_plan(self, name: str, params: Mapping[str, object]) -> Iterator[Msg]:
         """The generator of plan `name` called with validated `params`, device names resolved."""

@@ -48,7 +48,8 @@ class Control:
 
     def execute(self, command: Command, ending: Ending | None = None) -> Future[None]:
         """Carry out `command` (`ending`: how an ended task is recorded, if not the
-        command's own); the future completes when its target state is reached."""
+        command's own); the future completes when its target state is reached.
+        """
         done: Future[None] = Future()
         self._thread.submit(self._carry_out, command, ending, done)
         return done

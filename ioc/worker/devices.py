@@ -99,7 +99,7 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_ref(loader: yaml.SafeLoader, node: yaml.Node) -> _Ref:
-    return _Ref(str(loader.construct_scalar(node)))  # type: ignore[arg-type]
+    return _Ref(str(loader.construct_scalar(node)))
 
 
 _Loader.add_constructor("!device", _construct_ref)

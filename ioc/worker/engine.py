@@ -32,7 +32,7 @@ from .tracker import RunTracker
 log = logging.getLogger(__name__)
 
 Send = Callable[[WorkerReport], None]
-Step = Callable[[], RunEngineResult]
+Step = Callable[[], Any]  # RE(plan), RE.resume, RE.stop...: a RunEngineResult
 NO_CHECKPOINT = "could not pause: the plan has no checkpoint, so bluesky aborted it"
 
 
@@ -60,8 +60,9 @@ class Engine:
         self._start_gate = threading.Lock()  # the RunEngine call begins, or a task is ended
         self._engine_started = False
         self.current: Task | None = None
-        run_engine.state_hook = self._state_changed
-        run_engine.waiting_hook = ProgressWatcher(lambda views: send(DeviceProgress(views)))
+        run_engine.state_hook = self._state_changed  # type: ignore[assignment]
+        watcher = ProgressWatcher(lambda views: send(DeviceProgress(views)))
+        run_engine.waiting_hook = watcher  # type: ignore[assignment]
         run_engine.subscribe(self._document)
 
     @property
@@ -90,7 +91,8 @@ class Engine:
     def ending(self, result: TaskResult, reason: str) -> Iterator[bool]:
         """Record how the current task is to end; yield whether its RunEngine call has begun
         (if so, the caller then ends it with stop/abort/halt). A task whose call has not
-        begun never runs: the engine ends it as recorded."""
+        begun never runs: the engine ends it as recorded.
+        """
         with self._start_gate:
             self._ending = (result, reason)
             yield self._engine_started

@@ -12,15 +12,17 @@ import logging
 import os
 import signal
 import threading
+from concurrent.futures import Future
+from functools import partial
 from multiprocessing.connection import Connection
 
 from bluesky import RunEngine
 
 from ..config import Settings
+from ..errors import RequestError
 from ..messages import (
     Catalog,
     CommandDone,
-    Control as ControlMessage,
     LoadFailed,
     Ready,
     RunTask,
@@ -31,7 +33,9 @@ from ..messages import (
     Validated,
     WorkerReport,
 )
-from ..errors import RequestError
+from ..messages import (
+    Control as ControlMessage,
+)
 from ..models import describe_exception
 from .context import PlanContext, PlanLoadError
 from .control import CommandRefused, Control
@@ -105,11 +109,13 @@ def serve(link: Link, run_engine: RunEngine, context: PlanContext) -> None:
             engine.run(message.task)
         elif isinstance(message, ControlMessage):
             done = control.execute(message.command, message.ending)
-            done.add_done_callback(lambda future, id_=message.command_id: link.send(
-                CommandDone(id_, _refusal(future.exception()))
-            ))
+            done.add_done_callback(partial(_answer, link, message.command_id))
         elif isinstance(message, Shutdown):
             return
+
+
+def _answer(link: Link, command_id: int, done: Future[None]) -> None:
+    link.send(CommandDone(command_id, _refusal(done.exception())))
 
 
 def _refusal(error: BaseException | None) -> str | None:

@@ -71,7 +71,8 @@ def _status_name(status: Any) -> str:
 class ProgressWatcher:
     """A RunEngine `waiting_hook`: follows the statuses the plan waits on and publishes a view
     of each device's progress, at most every `min_interval` seconds (plus at once when a status
-    completes and when the wait ends)."""
+    completes and when the wait ends).
+    """
 
     def __init__(self, publish: Callable[[Views], None], *, min_interval: float = 0.1) -> None:
         self._publish = publish

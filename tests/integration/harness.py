@@ -38,8 +38,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = "127.0.0.1"
@@ -214,8 +215,8 @@ class ProcessStartupError(RuntimeError):
 
 
 _lock = threading.RLock()
-_servers: dict[int, "ManagedProcess"] = {}   # CA server port -> process
-_all: list["ManagedProcess"] = []            # everything ever started
+_servers: dict[int, ManagedProcess] = {}   # CA server port -> process
+_all: list[ManagedProcess] = []            # everything ever started
 
 
 def _cleanup_at_exit() -> None:  # safety net; fixtures normally stop things
@@ -284,7 +285,7 @@ class ManagedProcess:
         return f"<{type(self).__name__} {self.name} pid={self.pid} {state} log={self.log_path}>"
 
     # -- lifecycle
-    def start(self) -> "ManagedProcess":
+    def start(self) -> ManagedProcess:
         with _lock:
             if self.is_running():
                 raise RuntimeError(f"{self!r} is already running")
@@ -363,7 +364,7 @@ class ManagedProcess:
         self._release()
         return rc
 
-    def restart(self, **kwargs: Any) -> "ManagedProcess":
+    def restart(self, **kwargs: Any) -> ManagedProcess:
         self.stop()
         return self.start(**kwargs)
 
@@ -500,7 +501,7 @@ class IocProcess(ManagedProcess):
     def pv(self, name: str) -> str:
         return self.prefix + name
 
-    def start(self, ready_timeout: float | None = None) -> "IocProcess":
+    def start(self, ready_timeout: float | None = None) -> IocProcess:
         """Launch and wait until ``<prefix><ready_pv>`` answers a read and a worker
         process is up (``WORKER:PID`` non-zero)."""
         timeout = self.ready_timeout if ready_timeout is None else ready_timeout

@@ -13,10 +13,28 @@ import time
 import pytest
 
 from tests.integration.harness import (
-    LOOPBACK_ADDRESSING, PortBusyError, ProcessStartupError, ca_bin, ca_read,
-    ca_read_text, ca_read_value, ca_write, ca_write_text, caget_str, caget_text,
-    caput_text, epics_env, free_port, pyepics_get_text, random_prefix, run_ca,
-    session_ports, start_process, start_softioc, unescape_c, wait_for,
+    LOOPBACK_ADDRESSING,
+    PortBusyError,
+    ProcessStartupError,
+    ca_bin,
+    ca_read,
+    ca_read_text,
+    ca_read_value,
+    ca_write,
+    ca_write_text,
+    caget_str,
+    caget_text,
+    caput_text,
+    epics_env,
+    free_port,
+    pyepics_get_text,
+    random_prefix,
+    run_ca,
+    session_ports,
+    start_process,
+    start_softioc,
+    unescape_c,
+    wait_for,
 )
 
 DB = """\

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.harness import caget_str, run_ca, wait_for
-from tests.integration.ioc_client import SAMPLE_PLANS, command, request, submit, wait_finished, wait_state
+from tests.integration.ioc_client import (
+    SAMPLE_PLANS,
+    command,
+    request,
+    submit,
+    wait_finished,
+    wait_state,
+)
 
 LONG_COUNT = request("count", detectors=["det1"], num=200, delay=0.05)
 
