@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Iterable
@@ -90,12 +91,43 @@ class TaskRequest(BaseModel):
         return metadata
 
 
+class _NonFinite(str):
+    """A JSON number that is no finite float (`NaN`, `Infinity`, `1e400`), kept as its text."""
+
+
+def _number(text: str) -> float | _NonFinite:
+    value = float(text)
+    return value if math.isfinite(value) else _NonFinite(text)
+
+
+def _non_finite(value: Any, where: str = "") -> str | None:
+    """The path (`params.start`) of the first non-finite number in `value`, with its text."""
+    if isinstance(value, _NonFinite):
+        return f"{where or 'request'}: {value} is not a finite number"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
+
+
 def parse_request(text: str) -> TaskRequest:
-    """Parse the text of a request; raise `RequestError` naming what is wrong."""
+    """Parse the text of a request (strict JSON: no `NaN`, `Infinity` or numbers that
+    overflow to them); raise `RequestError` naming what is wrong.
+    """
+    if not text.strip():
+        raise RequestError(
+            'request: empty; write a JSON object such as {"name": "count", "params": '
+            '{"detectors": ["det1"]}} (with caput -S)'
+        )
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_NonFinite, parse_float=_number)
     except json.JSONDecodeError as error:
         raise RequestError(f"request: not valid JSON: {error}") from None
+    non_finite = _non_finite(data)
+    if non_finite:
+        raise RequestError(non_finite)
     if not isinstance(data, dict):
         raise RequestError(f"request: expected a JSON object, got {type(data).__name__}")
     try:
@@ -197,8 +229,31 @@ def describe_exception(error: BaseException) -> str:
 
 
 def to_json(value: Any) -> str:
-    """Compact JSON, as every JSON PV carries it."""
-    return json.dumps(value, separators=(",", ":"), default=str)
+    """Compact, strict JSON (RFC 8259), as every JSON PV carries it: a non-finite number
+    (a detector reading NaN) is written as null.
+    """
+    try:
+        return json.dumps(value, separators=(",", ":"), default=_plain, allow_nan=False)
+    except ValueError:
+        return json.dumps(finite(value), separators=(",", ":"), default=_plain, allow_nan=False)
+
+
+def _plain(value: Any) -> Any:
+    """What json cannot encode, as what it can (numpy arrays and scalars; else text)."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def finite(value: Any) -> Any:
+    """`value` with every non-finite float in it (however nested) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    if hasattr(value, "tolist"):  # a numpy array or scalar
+        return finite(value.tolist())
+    return value
 
 
 def json_list(items: Iterable[Task | TaskOutcome]) -> str:

@@ -12,32 +12,32 @@ from caproto.server import PVGroup
 
 from ..models import Command
 from ..service import CommandRefused
-from .fields import Refused, Trigger, trigger
+from .fields import DONE, Refused, acts, trigger
 
 
-def command_pv(command: Command, doc: str):
+def command_pv(command: Command, doc: str, act: str):
     """A trigger PV that carries out `command` when 1 is written."""
 
     async def put(group: ControlPVs, instance, value: str) -> str:
-        if value == Trigger.ACT:
+        if acts(value):
             await group.carry_out(command)
-        return Trigger.IDLE
+        return DONE
 
-    return trigger(str(command), doc, put=put)
+    return trigger(str(command), doc, act, put=put)
 
 
 class ControlPVs(PVGroup):
     """One trigger PV per operator command."""
 
-    pause = command_pv(Command.PAUSE, "Pause now (back to last checkpoint)")
-    pause_defer = command_pv(Command.PAUSE_DEFER, "Pause at the next checkpoint")
-    resume = command_pv(Command.RESUME, "Resume the paused task")
-    stop = command_pv(Command.STOP, "End the task, exit_status success")
-    abort = command_pv(Command.ABORT, "End the task, exit_status abort")
-    halt = command_pv(Command.HALT, "End the task now, no cleanup")
-    panic = command_pv(Command.PANIC, "Emergency stop; hold until ALL_IS_WELL")
-    all_is_well = command_pv(Command.ALL_IS_WELL, "Lift a panic")
-    reload = command_pv(Command.RELOAD, "Reload plans and devices (idle only)")
+    pause = command_pv(Command.PAUSE, "Pause now (back to last checkpoint)", "Pause")
+    pause_defer = command_pv(Command.PAUSE_DEFER, "Pause at the next checkpoint", "Pause later")
+    resume = command_pv(Command.RESUME, "Resume the paused task", "Resume")
+    stop = command_pv(Command.STOP, "End the task, exit_status success", "Stop")
+    abort = command_pv(Command.ABORT, "End the task, exit_status abort", "Abort")
+    halt = command_pv(Command.HALT, "End the task now, no cleanup", "Halt")
+    panic = command_pv(Command.PANIC, "Emergency stop; hold until ALL_IS_WELL", "Panic")
+    all_is_well = command_pv(Command.ALL_IS_WELL, "Lift a panic", "All is well")
+    reload = command_pv(Command.RELOAD, "Reload plans and devices (idle only)", "Reload")
 
     async def carry_out(self, command: Command) -> None:
         """Carry out `command`; raise `Refused` (after recording why) if it does not apply."""

@@ -19,7 +19,7 @@ class CurrentPVs(PVGroup):
     correlation_id = string("CURRENT:CORRELATION_ID", "Running task correlation id")
     run_uid = string("CURRENT:RUN_UID", "Open run start uid")
     scan_id = long("CURRENT:SCAN_ID", "Open run scan id")
-    progress = double("CURRENT:PROGRESS", "Open run progress", units="%")
+    progress = double("CURRENT:PROGRESS", "Open run progress", units="%", limits=(0.0, 100.0))
     elapsed = double("CURRENT:ELAPSED", "Seconds since the task started", units="s")
 
     _started: float | None = None

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from caproto.server import PVGroup
 
-from .fields import Trigger, enum, long, severity, text, trigger, write_text
+from .fields import DONE, acts, enum, long, severity, text, trigger, write_text
 
 
 class Active(StrEnum):
@@ -22,7 +22,7 @@ class ErrorPVs(PVGroup):
     message = text("ERROR:MESSAGE", "Most recent error")
     active = enum("ERROR:ACTIVE", "A failure is unacknowledged", Active, Active.NO)
     count = long("ERROR:COUNT", "Errors since the IOC started")
-    clear = trigger("ERROR:CLEAR", "Write 1 to acknowledge")
+    clear = trigger("ERROR:CLEAR", "Write 1 to acknowledge", "Clear")
 
     latest = ""  # the text of ERROR:MESSAGE
 
@@ -47,6 +47,6 @@ class ErrorPVs(PVGroup):
     @clear.putter
     async def clear(self, instance, value: str) -> str:
         """Acknowledge the active error."""
-        if value == Trigger.ACT:
+        if acts(value):
             await self.set_active(False)
-        return Trigger.IDLE
+        return DONE

@@ -6,9 +6,22 @@ import logging
 from enum import StrEnum
 from typing import Any
 
-from caproto import AlarmSeverity, AlarmStatus, ChannelData, ChannelType
+from caproto import (
+    AlarmSeverity,
+    AlarmStatus,
+    ChannelChar,
+    ChannelData,
+    ChannelDouble,
+    ChannelType,
+)
+from caproto._backend import convert_values
 from caproto._constants import MAX_SUBSCRIPTION_BACKLOG
+from caproto._dbr import native_type
+from caproto._utils import ConversionDirection
 from caproto.server import pvproperty
+from caproto.server.server import PvpropertyChar, PvpropertyStringRO
+
+from ..errors import RequestError
 
 # Char waveforms carry UTF-8 text. caproto is told latin-1 so that every byte maps to
 # one character: lengths are checked in bytes and incoming bytes reach us unaltered.
@@ -20,13 +33,42 @@ BACKLOG_BYTES = 4_000_000
 MIN_BACKLOG = 10
 
 
+NOT_TEXT = "\0not text"  # what a writable text PV's putter gets for a write that is no text
+
+
+class TextChannel(PvpropertyChar):
+    """A writable char waveform whose putter sees every write: a write that is no text
+    (a number or DBR_STRING, as `caput` without `-S` sends, or bytes caproto cannot
+    convert) reaches it as `NOT_TEXT` instead of failing inside caproto (1.3) with a
+    conversion error the writer never learns the reason of.
+    """
+
+    async def write_from_dbr(self, data: Any, data_type: ChannelType, metadata: Any, *, flags: int = 0) -> None:
+        """Write `data`; hand a write that is no char data to the putter as `NOT_TEXT`."""
+        if native_type(data_type) is ChannelType.CHAR and self._converts(data):
+            await super().write_from_dbr(data, data_type, metadata, flags=flags)
+        else:
+            await self.write(NOT_TEXT.encode(RAW), flags=flags)
+
+    def _converts(self, data: Any) -> bool:
+        """Whether caproto can take `data` as the bytes of this waveform."""
+        try:
+            convert_values(
+                values=data, from_dtype=ChannelType.CHAR, to_dtype=self.data_type,
+                string_encoding=self.string_encoding, direction=ConversionDirection.FROM_WIRE,
+            )  # fmt: skip
+        except (ValueError, TypeError):  # caproto's CaprotoConversionError is a ValueError
+            return False
+        return True
+
+
 def text(name: str, doc: str, *, max_bytes: int = LINE_BYTES, read_only: bool = True) -> pvproperty:
     """A char waveform holding UTF-8 text (read with `caget -S`)."""
     return pvproperty(
         name=name,
         alarm_group=name,  # its own alarm: one PV's severity never touches another
         value=b"",
-        dtype=ChannelType.CHAR,
+        dtype=ChannelType.CHAR if read_only else TextChannel,
         max_length=max_bytes,
         string_encoding=RAW,
         record="waveform",
@@ -55,7 +97,7 @@ def strings(name: str, doc: str, *, max_items: int = 256) -> pvproperty:
         name=name,
         alarm_group=name,
         value=[""],
-        dtype=ChannelType.STRING,
+        dtype=StringArray,
         max_length=max_items,
         record="waveform",
         read_only=True,
@@ -76,18 +118,58 @@ def long(name: str, doc: str) -> pvproperty:
     )
 
 
-def double(name: str, doc: str, units: str) -> pvproperty:
-    """A read-only DBR_DOUBLE with engineering units."""
+def double(name: str, doc: str, units: str, *, limits: tuple[float, float] | None = None) -> pvproperty:
+    """A read-only DBR_DOUBLE with engineering units (`.EGU`), `.PREC` 3 and, if given,
+    display and control `limits` (`.LOPR`/`.HOPR`).
+    """
+    low, high = limits or (0.0, 0.0)
     return pvproperty(
         name=name,
         alarm_group=name,
         value=0.0,
         units=units,
         precision=3,
+        lower_disp_limit=low,
+        upper_disp_limit=high,
+        lower_ctrl_limit=low,
+        upper_ctrl_limit=high,
         record="ai",
         read_only=True,
         doc=doc,
     )
+
+
+class StringArray(PvpropertyStringRO):
+    """A read-only DBR_STRING array whose element count is its current length, so that
+    `caget` prints exactly its items (caproto announces `max_length` as the count).
+    """
+
+    @property
+    def max_length(self) -> int:
+        """The current number of items (at least 1)."""
+        return max(len(self.value), 1)
+
+
+async def fill_record_fields(pvdb: dict[str, ChannelData]) -> None:
+    """Give each PV the fields of a real record: `.EGU` and `.PREC` of every double, and
+    `.NORD` (current length) of every char waveform.
+    """
+    for channel in pvdb.values():
+        fields = getattr(channel, "field_inst", None)
+        if fields is None:
+            continue
+        if isinstance(channel, ChannelDouble):
+            await fields.engineering_units.write(channel.units)
+            await fields.display_precision.write(channel.precision)
+        elif isinstance(channel, ChannelChar) and hasattr(fields, "number_elements_read"):
+            fields.number_elements_read.getter = _length_of(channel)
+
+
+def _length_of(channel: ChannelData) -> Any:
+    async def length(instance: ChannelData) -> int:
+        return len(channel.value)
+
+    return length
 
 
 def enum(
@@ -117,16 +199,18 @@ def enum(
     )
 
 
-class Trigger(StrEnum):
-    """The two states of a write-1-to-act PV (`ERROR:CLEAR`, control commands)."""
-
-    IDLE = "Idle"
-    ACT = "Act"
+DONE = "Done"  # state 0 of every write-1-to-act PV: what it reads once the action is over
 
 
-def trigger(name: str, doc: str, **options: Any) -> pvproperty:
-    """A `bo` that acts when 1 is written and reads back 0."""
-    return enum(name, doc, Trigger, Trigger.IDLE, read_only=False, **options)
+def trigger(name: str, doc: str, act: str, **options: Any) -> pvproperty:
+    """A `bo` (ZNAM `Done`, ONAM `act`) that acts when 1 is written and reads back 0."""
+    states = StrEnum(f"{act}States", {"DONE": DONE, "ACT": act})  # type: ignore[misc]
+    return enum(name, doc, states, states(DONE), read_only=False, **options)
+
+
+def acts(value: str) -> bool:
+    """Whether a write to a `trigger` PV asks for its action (1, not 0)."""
+    return value != DONE
 
 
 def encode(text_value: str, max_bytes: int) -> bytes:
@@ -140,11 +224,13 @@ def encode(text_value: str, max_bytes: int) -> bytes:
 
 def decode_write(value: str) -> str:
     """The text of a char-waveform write: cut at the first NUL, checked to be UTF-8."""
+    if value == NOT_TEXT:
+        raise RequestError("request: not text; write the JSON request as a string, e.g. caput -S <PV> '<JSON>'")
     data = value.encode(RAW).split(b"\0", 1)[0]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"not valid UTF-8 text (byte {error.start})") from None
+        raise RequestError(f"request: not valid UTF-8 text (byte {error.start})") from None
 
 
 async def write_text(channel: ChannelData, text_value: str, **alarm: object) -> None:

@@ -33,7 +33,7 @@ from .catalog import CatalogPVs
 from .control import ControlPVs
 from .current import CurrentPVs
 from .errors import ErrorPVs
-from .fields import severity, update, write_text
+from .fields import fill_record_fields, severity, update, write_text
 from .last import LastPVs
 from .queue import QueuePVs
 from .streams import EventType, StreamPVs
@@ -102,6 +102,7 @@ class BlueskyIOC(PVGroup):
         """Show what the service starts with: pending queue, history, status (and the
         worker, if it is up already).
         """
+        await fill_record_fields(self.pvdb)
         await self.catalog.show(self.service.catalog)
         await self.worker.show_process(self.service.supervisor.pid, self.service.supervisor.restarts)
         await self.queue.show(self.service.queue.snapshot(), self.service.queue.enabled)

@@ -8,9 +8,10 @@ from caproto.server import PVGroup
 
 from ..models import Task, json_list
 from .fields import (
+    DONE,
     JSON_BYTES,
     Refused,
-    Trigger,
+    acts,
     enum,
     long,
     string,
@@ -35,7 +36,7 @@ class QueuePVs(PVGroup):
     count = long("QUEUE:COUNT", "Number of pending tasks")
     enable = enum("QUEUE:ENABLE", "Hold or run pending tasks", Gate, Gate.RUN, read_only=False)
     remove = string("QUEUE:REMOVE", "Write a pending task id to remove it", read_only=False)
-    clear = trigger("QUEUE:CLEAR", "Write 1 to remove every pending task")
+    clear = trigger("QUEUE:CLEAR", "Write 1 to remove every pending task", "Clear")
 
     async def show(self, tasks: list[Task], enabled: bool) -> None:
         """Show `tasks` as the pending queue, and the gate."""
@@ -65,7 +66,7 @@ class QueuePVs(PVGroup):
     @clear.putter
     async def clear(self, instance, value: str) -> str:
         """Take every pending task off the queue."""
-        if value == Trigger.ACT:
+        if acts(value):
             self.parent.service.clear()
             await self.parent.bridge.settled()
-        return Trigger.IDLE
+        return DONE

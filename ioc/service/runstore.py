@@ -18,7 +18,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
+from ..models import to_json
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class RunFiles:
         if file is None:
             return
         try:
-            file.write(json.dumps({"name": name, "doc": doc}, default=_plain) + "\n")
+            file.write(to_json({"name": name, "doc": doc}) + "\n")
             file.flush()
         finally:
             if name == "stop":
@@ -181,20 +181,5 @@ def read_run(directory: Path, uid: str) -> list[tuple[str, dict]]:
 
 
 def to_jsonable(value: Any) -> Any:
-    """`value` as JSON types: numpy arrays/scalars as lists/numbers, recursively; others as str."""
-    if isinstance(value, dict):
-        return {str(key): to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(item) for item in value]
-    if value is None or isinstance(value, str | int | float):
-        return value
-    return to_jsonable(_plain(value))
-
-
-def _plain(value: Any) -> Any:
-    """A value json cannot encode, as one it can (the `default` of `json.dumps`)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
+    """`value` as the run files keep it: strict JSON types (non-finite numbers as null)."""
+    return json.loads(to_json(value))

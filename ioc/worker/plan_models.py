@@ -26,7 +26,7 @@ from pydantic_core import (
 
 from ..errors import DEVICE_ERROR_TYPE
 
-_MODEL_CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+_MODEL_CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 _COLLECTIONS = (list, tuple, set, frozenset)
 

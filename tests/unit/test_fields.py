@@ -41,7 +41,7 @@ def test_multibyte_utf8_is_decoded() -> None:
 def test_invalid_utf8_names_the_byte(data: bytes, position: int) -> None:
     with pytest.raises(ValueError) as info:
         decode_write(raw(data))
-    assert str(info.value) == f"not valid UTF-8 text (byte {position})"
+    assert str(info.value) == f"request: not valid UTF-8 text (byte {position})"
 
 
 def test_latin1_text_is_not_taken_for_utf8() -> None:
