@@ -7,6 +7,7 @@ from enum import StrEnum
 from caproto.server import PVGroup
 
 from ..models import Task, json_list
+from ..service import NotPending
 from .fields import (
     DONE,
     JSON_BYTES,
@@ -57,9 +58,9 @@ class QueuePVs(PVGroup):
         """Take a pending task off the queue; refuse an id that is not pending."""
         try:
             self.parent.service.remove(value)
-        except KeyError as error:
-            await self.parent.errors.record(f"QUEUE:REMOVE: KeyError: {error.args[0]}")
-            raise Refused(error.args[0]) from None
+        except NotPending as error:
+            await self.parent.errors.record(f"QUEUE:REMOVE: NotPending: {error}")
+            raise Refused(error) from None
         await self.parent.bridge.settled()
         return value
 

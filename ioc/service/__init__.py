@@ -4,7 +4,8 @@ supervisor of the worker process. Neither caproto nor bluesky is imported here.
 
 from .build import build
 from .commands import CommandRefused
+from .queue import NotPending
 from .store import StoreError
 from .worker_service import WorkerService
 
-__all__ = ["CommandRefused", "StoreError", "WorkerService", "build"]
+__all__ = ["CommandRefused", "NotPending", "StoreError", "WorkerService", "build"]

@@ -43,6 +43,10 @@ class _NoJournal:
         """Nothing to write down."""
 
 
+class NotPending(Exception):
+    """No single pending task fits the id given; `str()` says why."""
+
+
 class QueueClosed(Exception):
     """The worker is shutting down: no task will be taken any more."""
 
@@ -100,15 +104,23 @@ class TaskQueue:
             self._notify()
 
     def remove(self, task_id: str) -> Task:
-        """Remove the pending task `task_id`; raise `KeyError` if it is not pending."""
+        """Remove the pending task whose id is or starts with `task_id` (`STATUS` and
+        `QUEUE:NAMES` show the first 8 characters); raise `NotPending` if none or more
+        than one pending task fits."""
         with self._changed:
-            for index, task in enumerate(self._tasks):
-                if task.task_id == task_id:
-                    self._journal.remove([task_id])
-                    del self._tasks[index]
-                    self._notify()
-                    return task
-        raise KeyError(f"task {task_id!r} is not pending")
+            fits = [task for task in self._tasks if task.task_id.startswith(task_id)]
+            exact = [task for task in fits if task.task_id == task_id]
+            if len(fits) != 1 and not exact:
+                raise NotPending(
+                    f"no pending task has an id starting with {task_id!r}" if not fits
+                    else f"{len(fits)} pending tasks have ids starting with {task_id!r}: "
+                    "give more of the id"
+                )  # fmt: skip
+            task = (exact or fits)[0]
+            self._journal.remove([task.task_id])
+            self._tasks.remove(task)
+            self._notify()
+            return task
 
     def clear(self) -> list[Task]:
         """Remove every pending task; return them in run order."""

@@ -176,7 +176,8 @@ class WorkerService:
         return task
 
     def remove(self, task_id: str) -> Task:
-        """Take the pending task `task_id` off the queue; `KeyError` if it is not pending."""
+        """Take the pending task `task_id` (or the one whose id starts with it) off the queue;
+        `NotPending` if no single pending task fits."""
         task = self.queue.remove(task_id)
         self._tell(TaskRemoved(task))
         return task

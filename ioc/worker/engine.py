@@ -24,8 +24,9 @@ from ..messages import (
     TaskStarted,
     WorkerReport,
 )
-from ..models import Task, TaskOutcome, TaskResult, WorkerState, describe_exception
+from ..models import Task, TaskOutcome, TaskResult, WorkerState
 from .context import PlanContext
+from .failures import describe_failure
 from .progress import ProgressWatcher
 from .tracker import RunTracker
 
@@ -125,8 +126,9 @@ class Engine:
                         return self._outcome(task, started, *self._ended_by_operator())
                     step = self._steps.get()
         except Exception as error:  # the plan's own failure: record it, go on with the next
-            log.warning("task %s failed: %s", task.task_id, describe_exception(error))
-            return self._outcome(task, started, TaskResult.FAILED, describe_exception(error))
+            failure = describe_failure(error, self._context.devices)
+            log.warning("task %s failed: %s", task.task_id, failure)
+            return self._outcome(task, started, TaskResult.FAILED, failure)
         if result.interrupted and self._ending is not None:
             return self._outcome(task, started, *self._ended_by_operator())
         return self._outcome(task, started, *_result_of(result))

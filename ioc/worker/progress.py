@@ -59,7 +59,7 @@ def percent_done(
     return 100.0 * min(max(done, 0.0), 1.0)
 
 
-def _status_name(status: Any) -> str:
+def status_name(status: Any) -> str:
     """The device name behind `status` (ophyd's obj/device/pos, ophyd-async's), else str."""
     for attr in ("obj", "device", "pos"):
         name = getattr(getattr(status, attr, None), "name", None)
@@ -102,7 +102,7 @@ class ProgressWatcher:
             wait = self._wait
             self._waiting = True
             self._statuses = watchable
-            self._names = [_status_name(status) for status in watchable]
+            self._names = [status_name(status) for status in watchable]
             self._views = [
                 {field: None for field in (*_FIELDS, "percentage")} | {"done": False}
                 for _ in watchable

@@ -140,7 +140,11 @@ def test_queue_hold_remove_clear(ioc, ca_context):
     assert caget_str(ioc.pv("ERROR:COUNT")) == errors  # removing a SUBMITted task is no error
     proc = run_ca("caput", "-c", ioc.pv("QUEUE:REMOVE"), ids[1])
     assert proc.returncode == 1
-    assert caget_str(ioc.pv("ERROR:MESSAGE")) == f"QUEUE:REMOVE: KeyError: task '{ids[1]}' is not pending"
+    expected = f"QUEUE:REMOVE: NotPending: no pending task has an id starting with '{ids[1]}'"
+    assert caget_str(ioc.pv("ERROR:MESSAGE")) == expected
+    # the 8 characters STATUS and QUEUE:NAMES show are enough to name a pending task
+    assert run_ca("caput", "-c", ioc.pv("QUEUE:REMOVE"), ids[2][:8]).returncode == 0
+    assert [task["task_id"] for task in read_json(ca_context, ioc, "QUEUE")] == [ids[0]]
     assert run_ca("caput", "-c", ioc.pv("QUEUE:CLEAR"), 1).returncode == 0
     assert caget_str(ioc.pv("QUEUE:COUNT")) == "0"
     last = submit(ca_context, ioc, request("count", detectors=["det1"]))

@@ -6,7 +6,7 @@ from collections.abc import Callable
 import pytest
 
 from ioc.models import Task, parse_request
-from ioc.service.queue import QueueClosed, TaskQueue
+from ioc.service.queue import NotPending, QueueClosed, TaskQueue
 
 TIMEOUT = 10.0
 
@@ -140,8 +140,10 @@ def test_remove_clear_and_the_gates() -> None:
     for task in (first, second, third):
         queue.append(task)
     assert queue.remove(second.task_id) is second
-    with pytest.raises(KeyError, match="is not pending"):
+    with pytest.raises(NotPending, match="no pending task has an id starting with"):
         queue.remove(second.task_id)
+    assert queue.remove(third.task_id[:8]) is third  # a unique prefix will do
+    queue.append(third)
     queue.set_enabled(False)
     assert recorder.gates[-1] is False and not queue.enabled
     queue.set_enabled(True)
@@ -152,3 +154,15 @@ def test_remove_clear_and_the_gates() -> None:
     assert taker.done.wait(5) and taker.task is first
     assert queue.clear() == [third]
     assert recorder.snapshots[-1] == []
+
+
+def test_a_prefix_shared_by_two_pending_tasks_is_refused() -> None:
+    from dataclasses import replace
+
+    queue = TaskQueue(Recorder())
+    first, second = (replace(make_task(name), task_id=f"abcd{name}") for name in ("1", "2"))
+    queue.append(first)
+    queue.append(second)
+    with pytest.raises(NotPending, match="2 pending tasks have ids starting with 'abcd'"):
+        queue.remove("abcd")
+    assert queue.remove("abcd2") is second
