@@ -45,6 +45,6 @@ class ControlPVs(PVGroup):
         try:
             await asyncio.wrap_future(ioc.service.command(command))
         except CommandRefused as error:
-            await ioc.errors.record(f"{command}: CommandRefused: {error}")
+            await ioc.record_error(f"{command}: CommandRefused: {error}")
             raise Refused(error) from None
         await ioc.bridge.settled()

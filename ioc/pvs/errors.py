@@ -6,7 +6,8 @@ from enum import StrEnum
 
 from caproto.server import PVGroup
 
-from .fields import DONE, acts, enum, long, severity, text, trigger, write_text
+from ..service.view import ErrorLatch
+from .fields import DONE, acts, enum, long, severity, text, trigger, update, update_text
 
 
 class Active(StrEnum):
@@ -24,29 +25,17 @@ class ErrorPVs(PVGroup):
     count = long("ERROR:COUNT", "Errors since the IOC started")
     clear = trigger("ERROR:CLEAR", "Write 1 to acknowledge", "Clear")
 
-    latest = ""  # the text of ERROR:MESSAGE
-
-    @property
-    def is_active(self) -> bool:
-        """Whether a failure is unacknowledged."""
-        return self.active.value == Active.YES
-
-    async def record(self, message: str, *, failure: bool = False) -> None:
-        """Count an error and show `message`; a `failure` also raises `ERROR:ACTIVE`."""
-        self.latest = message
-        await write_text(self.message, message)
-        await self.count.write(self.count.value + 1)
-        if failure:
-            await self.set_active(True)
-
-    async def set_active(self, active: bool) -> None:
-        """Raise or lower `ERROR:ACTIVE` (MAJOR alarm while raised)."""
-        await self.active.write(Active.YES if active else Active.NO, **severity(active))
-        await self.parent.refresh_status()
+    async def show(self, latch: ErrorLatch) -> None:
+        """Show the error latch (only what changed is posted)."""
+        await update_text(self.message, latch.latest)
+        await update(self.count, latch.count)
+        active = latch.active is not None
+        if (self.active.value == Active.YES) != active:
+            await self.active.write(Active.YES if active else Active.NO, **severity(active))
 
     @clear.putter
     async def clear(self, instance, value: str) -> str:
         """Acknowledge the active error."""
         if acts(value):
-            await self.set_active(False)
+            await self.parent.acknowledge()
         return DONE

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,8 +25,9 @@ from ..messages import (
     TaskSubmitted,
     WorkerChanged,
 )
-from ..models import FAILURES, Task, TaskOutcome, TaskResult, WorkerState
+from ..models import FAILURES
 from ..service import WorkerService
+from ..service.view import WorkerView
 from .bridge import LoopBridge
 from .catalog import CatalogPVs
 from .control import ControlPVs
@@ -39,8 +39,6 @@ from .queue import QueuePVs
 from .streams import EventType, StreamPVs
 from .submit import SubmitPVs
 from .worker import Busy, WorkerPVs
-
-HISTORY_SHOWN = 50  # finished tasks on HISTORY
 
 
 class BlueskyIOC(PVGroup):
@@ -59,11 +57,7 @@ class BlueskyIOC(PVGroup):
     def __init__(self, service: WorkerService, *, prefix: str) -> None:
         """Build the PVs of `service`; call from within the server's running event loop."""
         self.service = service
-        self._running: Task | None = None
-        self._percent = 0.0
-        self._task_ends: dict[str, asyncio.Future[TaskOutcome | None]] = {}
-        self._history: deque[TaskOutcome] = deque(maxlen=HISTORY_SHOWN)
-        self._store_failed = False  # the running task's documents could not all be kept
+        self.view = WorkerView()
         self._status_shown: tuple[str, bool] | None = None
         super().__init__(prefix=prefix)
         self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
@@ -79,67 +73,63 @@ class BlueskyIOC(PVGroup):
             WorkerChanged: self._worker_changed,
             DocumentEmitted: self._document,
             DeviceProgress: self._device_progress,
-            StoreFailed: self._store_failure,
+            StoreFailed: self._nothing_more,
             Suspended: self._suspended,
         }
         self.bridge = LoopBridge(asyncio.get_running_loop(), self)
         service.subscribe(self.bridge)
 
     async def show(self, report: Report) -> None:
-        """Apply one report of the service (in order, on the server's loop)."""
+        """Apply one report of the service (in order, on the server's loop): to the view,
+        then to the PVs it changes.
+        """
+        self.view.apply(report)
         await self._handlers[type(report)](report)
-
-    def task_end(self, task_id: str) -> asyncio.Future[TaskOutcome | None]:
-        """A future of how `task_id` ends (None: removed before it ran), for a `RUN`."""
-        return self._task_ends.setdefault(task_id, asyncio.get_running_loop().create_future())
-
-    def _ended(self, task_id: str, outcome: TaskOutcome | None) -> None:
-        ended = self._task_ends.pop(task_id, None)
-        if ended is not None and not ended.done():
-            ended.set_result(outcome)
+        await self.errors.show(self.view.errors)
+        await self.refresh_status()
 
     async def show_start(self) -> None:
-        """Show what the service starts with: pending queue, history, status (and the
-        worker, if it is up already).
+        """Show what the service starts with: pending queue, history and the last task,
+        status (and the worker, if it is up already).
         """
         await fill_record_fields(self.pvdb)
+        recovery = self.service.recovery
+        self.view.recovered(recovery.history, recovery.interrupted)
         await self.catalog.show(self.service.catalog)
         await self.worker.show_process(self.service.supervisor.pid, self.service.supervisor.restarts)
-        await self.queue.show(self.service.queue.snapshot(), self.service.queue.enabled)
-        await self.show_history(self.service.recovery.history)
-        interrupted = self.service.recovery.interrupted
-        if interrupted is not None:
-            await self.errors.record(interrupted.error_message or "", failure=True)
-        await self.worker.state.write(self.service.state)
+        await self.show(QueueChanged(self.service.queue.snapshot(), self.service.queue.enabled))
+        await self.show(ShownState(self.service.state))
+        await self.last.show_history(self.view.newest_first())
+        if self.view.last is not None:
+            await self.last.show(self.view.last)
+
+    async def record_error(self, message: str) -> None:
+        """Show a refused request or command (`<what>: <Type>: <message>`) as the latest error."""
+        self.view.errors.record(message)
+        await self.errors.show(self.view.errors)
+        await self.refresh_status()
+
+    async def acknowledge(self) -> None:
+        """`ERROR:CLEAR`: the active failure is acknowledged."""
+        self.view.errors.clear()
+        await self.errors.show(self.view.errors)
         await self.refresh_status()
 
     async def refresh_status(self) -> None:
-        """Compose the one-line `STATUS` from what the other PVs show."""
-        if self._running is None:
-            line = f"{self.worker.state.value.lower()}, {self.queue.count.value} queued"
-            if self.queue.enable.value != "Run":
-                line += " (queue on hold)"
-        else:
-            task = self._running
-            state = WorkerState(self.worker.state.value).lower()
-            line = f"{state} {task.name} (task {task.task_id[:8]}) {self._percent:.0f}%"
-        active = self.errors.is_active
-        if active:
-            line += f"; error: {self.errors.latest}"
-        if (line, active) != self._status_shown:  # post only what changed
-            self._status_shown = (line, active)
-            await write_text(self.worker.status, line, **severity(active))
+        """Write the one-line `STATUS` the view composes, if it changed."""
+        status = self.view.status()
+        if status != self._status_shown:
+            self._status_shown = status
+            line, alarm = status
+            await write_text(self.worker.status, line, **severity(alarm))
 
-    async def show_history(self, outcomes: list[TaskOutcome]) -> None:
-        """Show `outcomes` (newest first) as the history."""
-        self._history.extend(reversed(outcomes[:HISTORY_SHOWN]))
-        await self.last.show_history(list(reversed(self._history)))
+    # --- the PVs each report changes ----------------------------------------------------------
+    async def _nothing_more(self, report: Report) -> None:
+        """The view's error latch and STATUS say it all."""
 
-    # --- one handler per report ------------------------------------------------------------
     async def _state_shown(self, report: ShownState) -> None:
         if self.worker.state.value != report.state:
             await self.worker.state.write(report.state)
-            await self.refresh_status()
             await self.streams.post_event(EventType.STATE_CHANGED)
 
     async def _task_submitted(self, report: TaskSubmitted) -> None:
@@ -149,29 +139,19 @@ class BlueskyIOC(PVGroup):
         await self.streams.post_event(EventType.TASK_REJECTED, error=report.error)
 
     async def _document(self, report: DocumentEmitted) -> None:
-        await self.streams.show_document(report.name, report.doc, self._running)
+        await self.streams.show_document(report.name, report.doc, self.view.running)
 
     async def _device_progress(self, report: DeviceProgress) -> None:
         await self.streams.show_progress(report.views)
 
-    async def _store_failure(self, report: StoreFailed) -> None:
-        self._store_failed = True
-        await self.errors.record(report.error, failure=True)
-
     async def _suspended(self, report: Suspended) -> None:
         await self.worker.show_suspended(report.reason)
-        await self.refresh_status()
 
     async def _queue_changed(self, report: QueueChanged) -> None:
         await self.queue.show(report.tasks, report.enabled)
-        await self.refresh_status()
 
     async def _task_removed(self, report: TaskRemoved) -> None:
-        task = report.task
-        if task.task_id in self._task_ends:  # someone waits on RUN: tell them why
-            await self.errors.record(f"{task.task_id}: Removed: taken off the queue before it ran")
-        self._ended(task.task_id, None)
-        await self.streams.post_event(EventType.TASK_REMOVED, task)
+        await self.streams.post_event(EventType.TASK_REMOVED, report.task)
 
     async def _catalog_changed(self, report: CatalogChanged) -> None:
         await self.catalog.show(report.catalog)
@@ -180,33 +160,23 @@ class BlueskyIOC(PVGroup):
         await self.worker.show_process(report.pid, report.restarts)
 
     async def _task_started(self, report: TaskStarted) -> None:
-        task = report.task
-        self._running, self._percent, self._store_failed = task, 0.0, False
         await update(self.worker.busy, Busy.BUSY)
-        await self.current.show_task(task, report.started)
-        await self.refresh_status()
-        await self.streams.post_event(EventType.TASK_STARTED, task)
+        await self.current.show_task(report.task, report.started)
+        await self.streams.post_event(EventType.TASK_STARTED, report.task)
 
     async def _run_progressed(self, report: RunProgressed) -> None:
-        self._percent = report.progress.percent
         await self.current.show_run(report.progress)
-        await self.refresh_status()
 
     async def _task_finished(self, report: TaskFinished) -> None:
         # Everything a client may read on seeing LAST:TASK_ID or BUSY change is set first.
         outcome = report.outcome
-        if outcome.result is TaskResult.SUCCESS:
-            if self.errors.is_active and not self._store_failed:
-                await self.errors.set_active(False)
-        else:
-            await self.errors.record(outcome.error_message or "", failure=outcome.result in FAILURES)
-        self._running = None
-        self._history.append(outcome)
-        await self.last.show_history(list(reversed(self._history)))
+        await self.errors.show(self.view.errors)
+        await self.refresh_status()
+        await self.last.show_history(self.view.newest_first())
         await self.current.show_task(None)
+        await self.streams.show_progress({})  # no status is waited on any more
         await self.last.show(outcome)
         await update(self.worker.busy, Busy.IDLE)
-        await self.refresh_status()
-        self._ended(outcome.task.task_id, outcome)
+        self.view.release(outcome)
         kind = EventType.TASK_FAILED if outcome.result in FAILURES else EventType.TASK_FINISHED
         await self.streams.post_event(kind, outcome.task, outcome.error)

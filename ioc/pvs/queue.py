@@ -59,7 +59,7 @@ class QueuePVs(PVGroup):
         try:
             self.parent.service.remove(value)
         except NotPending as error:
-            await self.parent.errors.record(f"QUEUE:REMOVE: NotPending: {error}")
+            await self.parent.record_error(f"QUEUE:REMOVE: NotPending: {error}")
             raise Refused(error) from None
         await self.parent.bridge.settled()
         return value

@@ -49,7 +49,7 @@ class SubmitPVs(PVGroup):
         outcome = await ended
         if outcome is None:
             raise Refused(f"task {task.task_id} was removed before it ran")
-        if outcome.result is not TaskResult.SUCCESS:
+        if outcome.result not in (TaskResult.SUCCESS, TaskResult.STOPPED):  # a stop is no failure
             raise Refused(f"task {task.task_id} ended {outcome.result}: {outcome.error}")
         return value
 
@@ -72,10 +72,10 @@ class SubmitPVs(PVGroup):
         except (RequestError, ValueError) as error:
             await self.status.write(SubmitStatus.REJECTED)
             await write_text(self.message, str(error))
-            await ioc.errors.record(f"{command}: {type(error).__name__}: {error}")
+            await ioc.record_error(f"{command}: {type(error).__name__}: {error}")
             raise Refused(error) from None
         # Before any await: the task may end quickly.
-        ended = ioc.task_end(task.task_id) if wait else None
+        ended = ioc.view.task_end(task.task_id) if wait else None
         await self.task_id.write(task.task_id)
         await self.status.write(SubmitStatus.ACCEPTED)
         await write_text(self.message, f"accepted as task {task.task_id}")

@@ -106,7 +106,8 @@ class TaskQueue:
     def remove(self, task_id: str) -> Task:
         """Remove the pending task whose id is or starts with `task_id` (`STATUS` and
         `QUEUE:NAMES` show the first 8 characters); raise `NotPending` if none or more
-        than one pending task fits."""
+        than one pending task fits.
+        """
         with self._changed:
             fits = [task for task in self._tasks if task.task_id.startswith(task_id)]
             exact = [task for task in fits if task.task_id == task_id]

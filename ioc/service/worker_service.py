@@ -177,7 +177,8 @@ class WorkerService:
 
     def remove(self, task_id: str) -> Task:
         """Take the pending task `task_id` (or the one whose id starts with it) off the queue;
-        `NotPending` if no single pending task fits."""
+        `NotPending` if no single pending task fits.
+        """
         task = self.queue.remove(task_id)
         self._tell(TaskRemoved(task))
         return task

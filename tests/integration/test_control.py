@@ -111,6 +111,32 @@ def test_stop_and_abort_end_the_task(ioc, ca_context, end, result):
     kind = "task_finished" if end == "STOP" else "task_failed"  # a stop is no failure
     wait_for(lambda: json.loads(caget_str(ioc.pv("EVENT")))["type"] == kind, 5)
     assert json.loads(caget_str(ioc.pv("EVENT")))["task_id"] == task_id
+    message = caget_str(ioc.pv("ERROR:MESSAGE"))
+    if end == "STOP":  # a stop is no error: nothing about it on ERROR:MESSAGE
+        assert task_id not in message
+    else:
+        assert message == f"{task_id}: Aborted: aborted by ABORT"
+
+
+def test_status_shows_the_active_failure_not_a_later_refusal(ioc, ca_context):
+    task_id = submit(ca_context, ioc, LONG_COUNT)
+    wait_state(ca_context, ioc, "RUNNING")
+    assert command(ioc, "ABORT").returncode == 0
+    assert wait_finished(ca_context, ioc, task_id) == "Aborted"
+    assert command(ioc, "RESUME").returncode == 1  # refused: nothing is paused
+    assert caget_str(ioc.pv("ERROR:MESSAGE")).startswith("RESUME: CommandRefused: ")
+    assert caget_str(ioc.pv("ERROR:ACTIVE")) == "Yes"
+    status = caget_str(ioc.pv("STATUS"))
+    assert status.endswith(f"; error: {task_id}: Aborted: aborted by ABORT"), status
+    assert run_ca("caput", ioc.pv("ERROR:CLEAR"), 1).returncode == 0
+    assert "error" not in caget_str(ioc.pv("STATUS"))
+
+
+def test_progress_is_cleared_when_the_task_ends(ioc, ca_context):
+    task_id = submit(ca_context, ioc, STEP_SCAN)
+    wait_for(lambda: "smotor" in caget_str(ioc.pv("PROGRESS")), 15, message="PROGRESS shows smotor")
+    assert wait_finished(ca_context, ioc, task_id) == "Success"
+    wait_for(lambda: caget_str(ioc.pv("PROGRESS")) == "{}", 5, message="PROGRESS cleared")
 
 
 def test_stop_a_paused_task(ioc, ca_context):
