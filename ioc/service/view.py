@@ -129,6 +129,7 @@ class WorkerView:
         elif outcome.result is not TaskResult.STOPPED:  # a stop is no error
             self.errors.record(outcome.error_message or "", failure=outcome.result in FAILURES)
         self.running, self.started, self.percent, self.suspended = None, None, 0.0, ""
+        self._store_failed = False
         self.history.append(outcome)
 
     def release(self, outcome: TaskOutcome) -> None:
