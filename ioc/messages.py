@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .config import Settings
 from .models import Command, RunProgress, Task, TaskOutcome, TaskResult, WorkerState
 
 
@@ -118,6 +119,14 @@ WorkerReport = (
 
 # --- IOC → worker ---------------------------------------------------------------------
 @dataclass(frozen=True)
+class WorkerStart:
+    """The first message to a new worker: what to load, and the scan id to go on from."""
+
+    settings: Settings
+    scan_id: int = 0
+
+
+@dataclass(frozen=True)
 class Validate:
     """Check `params` of plan `name` against the plan's parameter model."""
 
@@ -147,7 +156,7 @@ class Shutdown:
     """Exit the worker process."""
 
 
-WorkerCommand = Validate | RunTask | Control | Shutdown
+WorkerCommand = WorkerStart | Validate | RunTask | Control | Shutdown
 
 
 # --- IOC side → its views -----------------------------------------------------------------

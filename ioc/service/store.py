@@ -25,7 +25,13 @@ CREATE TABLE IF NOT EXISTS running (
     task_id TEXT PRIMARY KEY, started REAL NOT NULL, task TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY AUTOINCREMENT, outcome TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS running_runs (
+    task_id TEXT NOT NULL, run_uid TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS facts (
+    name TEXT PRIMARY KEY, value REAL NOT NULL);
 """
+ALIVE = "alive"  # facts: the last moment the IOC was known to run (its heartbeat)
+SCAN_ID = "scan_id"  # facts: the scan id of the newest run, so numbering goes on
 
 
 class StoreError(Exception):
@@ -119,10 +125,18 @@ class StateStore:
                 row = db.execute("SELECT task_id, started, task FROM running").fetchone()
                 if row is not None:
                     task = _task_from_dict(json.loads(row[2]))
+                    runs = db.execute(
+                        "SELECT run_uid FROM running_runs WHERE task_id = ? ORDER BY rowid",
+                        (task.task_id,),
+                    ).fetchall()
+                    alive = self._fact(db, ALIVE)
+                    finished = alive if alive is not None and alive >= row[1] else time.time()
                     interrupted = TaskOutcome(
-                        task, TaskResult.FAILED, row[1], time.time(), error=INTERRUPTED
-                    )
+                        task, TaskResult.FAILED, row[1], finished,
+                        run_uids=tuple(uid for (uid,) in runs), error=INTERRUPTED,
+                    )  # fmt: skip
                     db.execute("DELETE FROM running")
+                    db.execute("DELETE FROM running_runs")
                     self._insert_history(db, interrupted)
                     self._insert_first(db, fresh_copy(task))
             rows = db.execute("SELECT task FROM pending ORDER BY position").fetchall()
@@ -148,6 +162,7 @@ class StateStore:
         with self._guard() as db, db:
             db.execute("DELETE FROM pending WHERE task_id = ?", (task.task_id,))
             db.execute("DELETE FROM running")
+            db.execute("DELETE FROM running_runs")
             db.execute(
                 "INSERT INTO running (task_id, started, task) VALUES (?, ?, ?)",
                 (task.task_id, time.time(), _task_to_json(task)),
@@ -157,7 +172,33 @@ class StateStore:
         """Move the outcome's task from running to the history."""
         with self._guard() as db, db:
             db.execute("DELETE FROM running WHERE task_id = ?", (outcome.task.task_id,))
+            db.execute("DELETE FROM running_runs WHERE task_id = ?", (outcome.task.task_id,))
             self._insert_history(db, outcome)
+
+    def run_opened(self, task_id: str, run_uid: str, scan_id: int) -> None:
+        """The running task `task_id` opened run `run_uid` numbered `scan_id`."""
+        with self._guard() as db, db:
+            db.execute("INSERT INTO running_runs VALUES (?, ?)", (task_id, run_uid))
+            self._set_fact(db, SCAN_ID, scan_id)
+
+    def beat(self) -> None:
+        """Note that the IOC is alive now (the end time of a task a crash interrupts)."""
+        with self._guard() as db, db:
+            self._set_fact(db, ALIVE, time.time())
+
+    def scan_id(self) -> int:
+        """The scan id of the newest run (0 before the first)."""
+        with self._guard() as db:
+            return int(self._fact(db, SCAN_ID) or 0)
+
+    @staticmethod
+    def _fact(db: sqlite3.Connection, name: str) -> float | None:
+        row = db.execute("SELECT value FROM facts WHERE name = ?", (name,)).fetchone()
+        return None if row is None else float(row[0])
+
+    @staticmethod
+    def _set_fact(db: sqlite3.Connection, name: str, value: float) -> None:
+        db.execute("INSERT OR REPLACE INTO facts (name, value) VALUES (?, ?)", (name, value))
 
     def remove(self, task_ids: Iterable[str]) -> None:
         """Remove the pending tasks `task_ids`."""

@@ -39,6 +39,7 @@ from ..messages import (
     Validated,
     WorkerCommand,
     WorkerReport,
+    WorkerStart,
 )
 from ..models import Command, Task, TaskOutcome, TaskResult
 
@@ -68,7 +69,7 @@ class WorkerProcess:
 
     def __init__(
         self,
-        settings: Settings,
+        start: WorkerStart,
         on_report: Callable[[WorkerProcess, WorkerReport], None],
         on_exit: Callable[[WorkerProcess, str], None],
     ) -> None:
@@ -84,7 +85,7 @@ class WorkerProcess:
         self._commands = Connection(command_write, readable=False)
         self._reports = Connection(report_read, writable=False)
         self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._outbox.put(settings)
+        self._outbox.put(start)
         self._on_report = on_report
         self._on_exit = on_exit
         name = f"worker-{self.pid}"
@@ -148,6 +149,7 @@ class Supervisor:
     """Keeps one worker process up and talks to it: tasks, commands, validation.
 
     `on_report` gets every report that is not an answer, on the reader thread;
+    `scan_id()` gives the scan id a new worker goes on from;
     `on_task_ended(outcome, died)` is called, on the same thread, when the running task
     ended or its worker died; `on_worker(pid)` when a worker comes up (pid) or goes (0).
     """
@@ -161,8 +163,10 @@ class Supervisor:
         on_worker: Callable[[int], None],
         on_catalog: Callable[[Catalog], None],
         on_load_failed: Callable[[str, bool], None],
+        scan_id: Callable[[], int],
     ) -> None:
         self._settings = settings
+        self._scan_id = scan_id
         self._on_report = on_report
         self._on_task_ended = on_task_ended
         self._on_worker = on_worker
@@ -207,7 +211,8 @@ class Supervisor:
     def _spawn(self) -> Future[Catalog]:
         loaded: Future[Catalog] = Future()
         with self._lock:
-            worker = WorkerProcess(self._settings, self._received, self._exited)
+            start = WorkerStart(self._settings, self._scan_id())
+            worker = WorkerProcess(start, self._received, self._exited)
             self._candidate = (worker, loaded)
         return loaded
 

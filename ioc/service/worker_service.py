@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[Report], None]
 SHUT_DOWN = (TaskResult.ABORTED, "the IOC was shut down")
+BEAT = 1.0  # seconds between notes in the state database that the IOC is alive
 
 
 class PendingRequest:
@@ -110,6 +111,7 @@ class WorkerService:
             on_worker=self._worker_changed,
             on_catalog=lambda catalog: self._tell(CatalogChanged(catalog)),
             on_load_failed=self._load_failed,
+            scan_id=store.scan_id,
         )
         self._runner_lock = threading.Lock()  # held while a task runs
         self.commands = Commands(
@@ -123,6 +125,7 @@ class WorkerService:
         self._writers = [DocumentWriter([sink], self._store_failed) for sink in run_store]
         self._worker_state = WorkerState.UNKNOWN
         self._shutting_down = False
+        self._stopped = threading.Event()
 
     @property
     def catalog(self) -> Catalog:
@@ -148,6 +151,7 @@ class WorkerService:
         """
         loaded = self.supervisor.start()
         self._runner.start()
+        threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
         return loaded
 
     def submit(self, text: str) -> PendingRequest:
@@ -202,6 +206,7 @@ class WorkerService:
         task is then recorded as after a crash when the IOC starts again.
         """
         self._shutting_down = True
+        self._stopped.set()
         self.queue.close()
         ended = self.supervisor.ended_future()
         if ended is not None:
@@ -240,6 +245,10 @@ class WorkerService:
         if isinstance(report, DocumentEmitted):
             for writer in self._writers:
                 writer(report.name, report.doc)
+            running = self.supervisor.running
+            if report.name == "start" and running is not None:
+                self._keep(self._store.run_opened, running.task_id, report.doc["uid"],
+                           int(report.doc.get("scan_id") or 0))
         self._tell(report)  # type: ignore[arg-type]
 
     def _task_ended(self, outcome: TaskOutcome, died: bool) -> None:
@@ -256,6 +265,21 @@ class WorkerService:
         if died or (outcome.result in FAILURES and not self._settings.continue_on_error):
             self.queue.set_enabled(False)
         self._tell(TaskFinished(outcome))
+
+    def _keep(self, write: Callable[..., None], *args: Any) -> None:
+        """Write to the state database; a failure is reported, never raised."""
+        try:
+            write(*args)
+        except StoreError as error:
+            self._store_failed(str(error))
+
+    def _beat(self) -> None:
+        """Note every second that the IOC is alive (end time of a task a crash cuts short)."""
+        while not self._stopped.wait(BEAT):
+            try:
+                self._store.beat()
+            except StoreError as error:
+                log.warning("cannot note the heartbeat: %s", error)
 
     def _worker_changed(self, pid: int) -> None:
         self._worker_state = WorkerState.IDLE if pid else WorkerState.UNKNOWN

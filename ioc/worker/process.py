@@ -32,6 +32,7 @@ from ..messages import (
     Validate,
     Validated,
     WorkerReport,
+    WorkerStart,
 )
 from ..messages import (
     Control as ControlMessage,
@@ -133,10 +134,12 @@ def main(command_fd: int, report_fd: int) -> int:
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     logging.getLogger("ioc").setLevel(logging.INFO)
     link = Link(Connection(command_fd, writable=False), Connection(report_fd, readable=False))
-    settings: Settings = link.commands.recv()
-    loaded = load(settings, link)
+    start: WorkerStart = link.commands.recv()
+    loaded = load(start.settings, link)
     if loaded is None:
         return 1
-    serve(link, *loaded)
+    run_engine, context = loaded
+    run_engine.md["scan_id"] = start.scan_id  # numbering goes on across restarts
+    serve(link, run_engine, context)
     return 0
 

@@ -105,3 +105,39 @@ def test_an_unwritable_run_store_is_reported_and_the_task_still_runs(ioc_factory
     assert wait_finished(ca_context, ioc, task_id) == "Success"
     wait_for(lambda: "run store" in caget_str(ioc.pv("ERROR:MESSAGE")), 10)
     assert caget_str(ioc.pv("ERROR:ACTIVE")) == "Yes"
+
+
+def test_after_a_kill_last_shows_the_interrupted_task_with_its_runs_and_scan_ids_go_on(
+    ioc_factory, ca_context, tmp_path
+):
+    from datetime import datetime
+
+    ioc = ioc_factory(*SAMPLE_PLANS, "--state-dir", tmp_path)
+    first = submit(ca_context, ioc, request("count", detectors=["det1"]))
+    assert wait_finished(ca_context, ioc, first) == "Success"
+    (first_run,) = json.loads(caget_str(ioc.pv("LAST:RUN_UIDS")))
+    killed = submit(ca_context, ioc, request("count", detectors=["det1"], num=600, delay=0.05))
+    wait_for(lambda: caget_str(ioc.pv("CURRENT:RUN_UID")), 15, message="the run opened")
+    open_run = caget_str(ioc.pv("CURRENT:RUN_UID"))
+    time.sleep(1.5)  # the heartbeat in the state database is noted once a second
+    ioc.kill()
+    killed_at = time.time()
+    time.sleep(2)  # so that a restart time could not pass for the kill time
+    ioc.start()
+
+    assert caget_str(ioc.pv("LAST:TASK_ID")) == killed
+    assert caget_str(ioc.pv("LAST:RESULT")) == "Failed"
+    assert json.loads(caget_str(ioc.pv("LAST:RUN_UIDS"))) == [open_run]
+    (entry, *_) = history(ioc)
+    assert entry["run_uids"] == [open_run]
+    finished = datetime.fromisoformat(entry["finished"]).timestamp()
+    assert killed_at - 2.5 <= finished <= killed_at + 0.5, (finished, killed_at)
+    assert read_run(tmp_path / "runs", open_run)[0][0] == "start"
+
+    assert run_ca("caput", ioc.pv("QUEUE:CLEAR"), 1).returncode == 0
+    assert run_ca("caput", ioc.pv("QUEUE:ENABLE"), "Run").returncode == 0
+    after = submit(ca_context, ioc, request("count", detectors=["det1"]))
+    assert wait_finished(ca_context, ioc, after) == "Success"
+    (after_run,) = json.loads(caget_str(ioc.pv("LAST:RUN_UIDS")))
+    scan_ids = [read_run(tmp_path / "runs", uid)[0][1]["scan_id"] for uid in (first_run, open_run, after_run)]
+    assert scan_ids == [scan_ids[0], scan_ids[0] + 1, scan_ids[0] + 2], scan_ids
