@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")"
 python=$(scripts/ensure-env.sh)
 source scripts/loopback-env.sh
+export BLUESKY_IOC_PROG=./start_ioc.sh
 exec "$python" -m ioc "$@"

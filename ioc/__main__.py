@@ -13,7 +13,7 @@ from .access import AcfError, load_acf
 from .cli import parse_args
 from .config import Settings
 from .messages import Catalog
-from .pvs import BlueskyIOC, QuietRefusals, Server, apply_access_security
+from .pvs import BlueskyIOC, Server, apply_access_security, quiet_caproto_logs
 from .service import StoreError, WorkerService, build
 
 log = logging.getLogger("ioc")
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    logging.getLogger("caproto.circ").addFilter(QuietRefusals())
+    quiet_caproto_logs()
     try:
         if settings.acf is not None:
             load_acf(settings.acf)  # refuse to start on a broken file, before anything else

@@ -15,6 +15,8 @@ DESCRIPTION = """\
 An EPICS IOC that runs bluesky plans. Write a JSON task request to $(P)SUBMIT
 (or $(P)RUN to wait for it with a put-callback); watch $(P)STATE, $(P)STATUS,
 $(P)LAST:RESULT and $(P)ERROR:MESSAGE. The IOC is ready when $(P)HEARTBEAT answers.
+Plans and devices run in a worker process of their own ($(P)WORKER:PID), which the IOC
+restarts if it dies; SIGTERM/SIGINT abort the running task and queue it again.
 EPICS_CA_* / EPICS_CAS_* environment variables are honoured as by any CA server."""
 
 
@@ -26,7 +28,10 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         argv=list(argv) if argv is not None else None,
         supported_async_libs=["asyncio"],
     )
-    parser.prog = "python -m ioc"
+    parser.prog = os.environ.get("BLUESKY_IOC_PROG", "python -m ioc")  # start_ioc.sh sets it
+    for action in parser._actions:  # caproto's --prefix says neither what it is nor its default
+        if action.dest == "prefix":
+            action.help = f"prefix of every PV name (default: {DEFAULT_PREFIX})"
     parser.add_argument(
         "--devices",
         type=Path,

@@ -11,9 +11,12 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv" >&2
 fi
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
-    echo "installing bluesky-ioc and its dependencies into $venv (first run only)" >&2
+    started=$(date +%s)
+    echo "first run (or pyproject.toml changed): installing bluesky-ioc with caproto, bluesky," \
+         "ophyd, ophyd-async and the test tools from PyPI into $venv; this takes a minute or two..." >&2
     "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
     "$venv/bin/python" -m pip install --quiet -e "$root[test]" >&2
     touch "$stamp"
+    echo "installed in $(( $(date +%s) - started )) s" >&2
 fi
 echo "$venv/bin/python"

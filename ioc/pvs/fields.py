@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from enum import StrEnum
 from typing import Any
 
@@ -261,16 +260,3 @@ def severity(alarm: bool) -> dict:
 
 class Refused(ValueError):
     """A write a putter refused, with the reason it already recorded on a status PV."""
-
-
-class QuietRefusals(logging.Filter):
-    """caproto logs a traceback for every put a putter refuses; for a `Refused` one a
-    single line is enough (the reason is on the status PVs).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Shorten the records of refused writes."""
-        if record.exc_info and isinstance(record.exc_info[1], Refused):
-            record.msg, record.args = "write refused: %s", (record.exc_info[1],)
-            record.exc_info = None
-        return True

@@ -1,0 +1,63 @@
+"""caproto's log made fit for an operator's console (caproto 1.3 logs a traceback per
+refused put and per beacon that finds no listener, and every client connect at INFO).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .fields import Refused
+
+
+class QuietRefusals(logging.Filter):
+    """caproto logs a traceback for every put a putter refuses; for a `Refused` one a
+    single line is enough (the reason is on the status PVs).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Shorten the records of refused writes."""
+        if record.exc_info and isinstance(record.exc_info[1], Refused):
+            record.msg, record.args = "write refused: %s", (record.exc_info[1],)
+            record.exc_info = None
+        return True
+
+
+class ClientsAtDebug(logging.Filter):
+    """Client connects and disconnects are DEBUG news, not INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Demote connect/disconnect records; drop them unless DEBUG is on."""
+        if str(record.msg).startswith(("Connected to new client", "Disconnected from client")):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+class OneBeaconError(logging.Filter):
+    """A beacon that cannot be sent (no caRepeater listens) is said once, in one line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Shorten the first beacon error to one line; drop the ones after it."""
+        if not str(record.msg).startswith("Failed to send beacon"):
+            return True
+        if self._said:
+            return False
+        self._said = True
+        cause = record.exc_info[1] if record.exc_info else None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg = "cannot send beacons to %r (%s): is a caRepeater running? (said once)"
+        record.args = (record.args[0] if isinstance(record.args, tuple) and record.args else "?", cause)
+        record.exc_info = None
+        return True
+
+
+def quiet_caproto_logs() -> None:
+    """Install the filters on caproto's loggers."""
+    logging.getLogger("caproto.circ").addFilter(QuietRefusals())
+    context = logging.getLogger("caproto.ctx")
+    context.addFilter(ClientsAtDebug())
+    context.addFilter(OneBeaconError())
