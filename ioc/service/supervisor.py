@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import pickle
 import queue
 import signal
 import subprocess
@@ -127,13 +128,14 @@ class WorkerProcess:
     def _read(self) -> None:
         while True:
             try:
-                report = self._reports.recv()
+                batch: list[WorkerReport] = pickle.loads(self._reports.recv_bytes())
             except (EOFError, OSError):
                 break
-            try:
-                self._on_report(self, report)
-            except Exception:  # one bad report must not stop the reports that follow
-                log.exception("could not handle %r", report)
+            for report in batch:
+                try:
+                    self._on_report(self, report)
+                except Exception:  # one bad report must not stop the reports that follow
+                    log.exception("could not handle %r", report)
         self._reports.close()
         self._on_exit(self, describe_exit(self.popen.wait()))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import pickle
 import signal
 import threading
 from concurrent.futures import Future
@@ -23,8 +24,11 @@ from ..errors import RequestError
 from ..messages import (
     Catalog,
     CommandDone,
+    DeviceProgress,
+    DocumentEmitted,
     LoadFailed,
     Ready,
+    RunProgressed,
     RunTask,
     Shutdown,
     StateChanged,
@@ -47,21 +51,65 @@ log = logging.getLogger("ioc.worker")
 _PR_SET_PDEATHSIG = 1
 
 
+LINGER = 0.02  # seconds a report that is not urgent may wait to go with others
+
+
+def _urgent(report: WorkerReport) -> bool:
+    """Whether the IOC should have `report` at once (not a document or a progress step)."""
+    return not isinstance(report, DocumentEmitted | RunProgressed | DeviceProgress)
+
+
 class Link:
-    """The worker's end of the two pipes: `send` is safe from any thread."""
+    """The worker's end of the two pipes. `send` is safe from any thread and never waits
+    for the pipe: reports queue up and a sender thread writes whatever has queued as one
+    message (one pickle, one write). An urgent report (a task's start or end, a state, an
+    answer) wakes the sender at once; documents and progress wait up to `LINGER` for one,
+    so a burst of them costs the IOC one wake-up, not one each.
+    """
 
     def __init__(self, commands: Connection, reports: Connection) -> None:
         self.commands = commands
         self._reports = reports
-        self._lock = threading.Lock()
+        self._queued: list[WorkerReport] = []
+        self._urgent = False
+        self._closed = False
+        self._wake = threading.Condition()
+        self._sender = threading.Thread(target=self._send_queued, name="report-sender", daemon=True)
+        self._sender.start()
 
     def send(self, report: WorkerReport) -> None:
-        """Send one report; exit at once if the IOC has gone."""
-        try:
-            with self._lock:
-                self._reports.send(report)
-        except (BrokenPipeError, EOFError, OSError):
-            os._exit(0)
+        """Queue one report for the IOC."""
+        with self._wake:
+            self._queued.append(report)
+            first = len(self._queued) == 1  # the sender waits untimed: start its linger
+            if not self._urgent and _urgent(report):
+                self._urgent = True
+                self._wake.notify()
+            elif first:
+                self._wake.notify()
+
+    def close(self) -> None:
+        """Send what has queued, then stop the sender."""
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._sender.join(10)
+
+    def _send_queued(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._urgent or self._closed):
+                    if not self._wake.wait(LINGER if self._queued else None) and self._queued:
+                        break  # lingered long enough
+                batch, self._queued, self._urgent = self._queued, [], False
+                closed = self._closed
+            if batch:
+                try:
+                    self._reports.send_bytes(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
+                except OSError:  # the IOC has gone
+                    os._exit(0)
+            if closed:
+                return
 
 
 def die_with_parent() -> None:
@@ -137,9 +185,11 @@ def main(command_fd: int, report_fd: int) -> int:
     start: WorkerStart = link.commands.recv()
     loaded = load(start.settings, link)
     if loaded is None:
+        link.close()
         return 1
     run_engine, context = loaded
     run_engine.md["scan_id"] = start.scan_id  # numbering goes on across restarts
     serve(link, run_engine, context)
+    link.close()
     return 0
 

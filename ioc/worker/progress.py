@@ -84,6 +84,7 @@ class ProgressWatcher:
         self._names: list[str] = []
         self._views: list[dict[str, Any]] = []
         self._last_publish = -math.inf
+        self._shown = False  # the last views published were not empty
 
     def __call__(self, statuses: Collection[Any] | None) -> None:
         """Start following `statuses`, or (None) end the wait publishing the final views."""
@@ -166,9 +167,14 @@ class ProgressWatcher:
             view["percentage"] = 100.0
 
     def _flush(self) -> None:
-        """Publish a fresh copy of the views (lock held); log what `publish` raises."""
+        """Publish a fresh copy of the views (lock held), unless nothing is watched now
+        nor was before; log what `publish` raises.
+        """
         self._last_publish = time.monotonic()
         views = {name: dict(view) for name, view in zip(self._names, self._views)}
+        if not views and not self._shown:
+            return
+        self._shown = bool(views)
         try:
             self._publish(views)
         except Exception:
