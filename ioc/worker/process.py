@@ -60,56 +60,56 @@ def _urgent(report: WorkerReport) -> bool:
 
 
 class Link:
-    """The worker's end of the two pipes. `send` is safe from any thread and never waits
-    for the pipe: reports queue up and a sender thread writes whatever has queued as one
-    message (one pickle, one write). An urgent report (a task's start or end, a state, an
-    answer) wakes the sender at once; documents and progress wait up to `LINGER` for one,
-    so a burst of them costs the IOC one wake-up, not one each.
+    """The worker's end of the two pipes; `send` is safe from any thread.
+
+    Reports are written in batches, one pickle and one write for whatever has queued: an
+    urgent report (a task's start or end, a state, an answer) is written at once by the
+    thread that sends it, with the reports queued before it; documents and progress
+    linger up to `LINGER` for one, and a sender thread writes them if none comes. A
+    burst of documents thus costs the IOC one wake-up, and a plan that then holds the
+    interpreter in C code cannot keep a task's start or state from the IOC.
     """
 
     def __init__(self, commands: Connection, reports: Connection) -> None:
         self.commands = commands
         self._reports = reports
         self._queued: list[WorkerReport] = []
-        self._urgent = False
         self._closed = False
-        self._wake = threading.Condition()
-        self._sender = threading.Thread(target=self._send_queued, name="report-sender", daemon=True)
+        self._lock = threading.Condition()
+        self._sender = threading.Thread(target=self._send_lingering, name="report-sender", daemon=True)
         self._sender.start()
 
     def send(self, report: WorkerReport) -> None:
-        """Queue one report for the IOC."""
-        with self._wake:
+        """Send `report` now if it is urgent, else queue it to go with the next batch."""
+        with self._lock:
             self._queued.append(report)
-            first = len(self._queued) == 1  # the sender waits untimed: start its linger
-            if not self._urgent and _urgent(report):
-                self._urgent = True
-                self._wake.notify()
-            elif first:
-                self._wake.notify()
+            if _urgent(report):
+                self._write_queued()
+            elif len(self._queued) == 1:
+                self._lock.notify()  # the sender starts its linger
 
     def close(self) -> None:
         """Send what has queued, then stop the sender."""
-        with self._wake:
+        with self._lock:
             self._closed = True
-            self._wake.notify()
+            self._write_queued()
+            self._lock.notify()
         self._sender.join(10)
 
-    def _send_queued(self) -> None:
-        while True:
-            with self._wake:
-                while not (self._urgent or self._closed):
-                    if not self._wake.wait(LINGER if self._queued else None) and self._queued:
-                        break  # lingered long enough
-                batch, self._queued, self._urgent = self._queued, [], False
-                closed = self._closed
-            if batch:
-                try:
-                    self._reports.send_bytes(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
-                except OSError:  # the IOC has gone
-                    os._exit(0)
-            if closed:
-                return
+    def _send_lingering(self) -> None:
+        with self._lock:
+            while not self._closed:
+                if not self._lock.wait(LINGER if self._queued else None) and self._queued:
+                    self._write_queued()  # lingered long enough
+
+    def _write_queued(self) -> None:
+        """Write the queued reports as one message (lock held); exit if the IOC has gone."""
+        batch, self._queued = self._queued, []
+        if batch:
+            try:
+                self._reports.send_bytes(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
+            except OSError:
+                os._exit(0)
 
 
 def die_with_parent() -> None:
