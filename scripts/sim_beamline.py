@@ -21,7 +21,15 @@ import math
 from collections.abc import Awaitable, Callable
 
 from caproto import ChannelType
-from caproto.server import PVGroup, SubGroup, ioc_arg_parser, pvproperty, run
+from caproto.server import (
+    AsyncLibraryLayer,
+    PVGroup,
+    PvpropertyData,
+    SubGroup,
+    ioc_arg_parser,
+    pvproperty,
+    run,
+)
 from caproto.server.records import MotorFields
 
 TICK = 0.05  # seconds between two position updates of a moving motor
@@ -45,7 +53,7 @@ class SimMotor(PVGroup):
         **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self._setup = {"description": description, "units": units, "velocity": velocity, "limits": limits}
+        self._description, self._units, self._velocity, self._limits = description, units, velocity, limits
         self._target = 0.0
         self._go = asyncio.Event()
         self._stop = False
@@ -59,20 +67,20 @@ class SimMotor(PVGroup):
         return self.motor.field_inst
 
     @motor.startup
-    async def motor(self, instance, async_lib) -> None:
+    async def motor(self, instance: PvpropertyData, async_lib: AsyncLibraryLayer) -> None:
         """Fill in the record's fields, then move whenever a target is put."""
-        fields, setup = self.fields, self._setup
-        await fields.description.write(setup["description"])
-        await fields.engineering_units.write(setup["units"])
+        fields = self.fields
+        await fields.description.write(self._description)
+        await fields.engineering_units.write(self._units)
         for channel in (instance, fields.user_readback_value, fields.dial_readback_value):
-            await channel.write_metadata(units=setup["units"], precision=3)
-        await fields.velocity.write(setup["velocity"])
-        await fields.max_velocity.write(5 * setup["velocity"])
+            await channel.write_metadata(units=self._units, precision=3)
+        await fields.velocity.write(self._velocity)
+        await fields.max_velocity.write(5 * self._velocity)
         await fields.seconds_to_velocity.write(0.1)
         await fields.motor_step_size.write(1e-4)
         await fields.retry_deadband.write(1e-3)
-        await fields.user_low_limit.write(setup["limits"][0])
-        await fields.user_high_limit.write(setup["limits"][1])
+        await fields.user_low_limit.write(self._limits[0])
+        await fields.user_high_limit.write(self._limits[1])
         await fields.done_moving_to_value.write(1)
         while True:
             await self._go.wait()
@@ -80,7 +88,7 @@ class SimMotor(PVGroup):
             await self._move()
 
     @motor.putter
-    async def motor(self, instance, value: float) -> float:
+    async def motor(self, instance: PvpropertyData, value: float) -> float:
         """Move to `value` (caproto has checked the limits); complete when stopped."""
         await instance.write(value, verify_value=False)  # VAL shows the target while moving
         await self.fields.dial_desired_value.write(value - self.fields.user_offset.value)
@@ -92,20 +100,20 @@ class SimMotor(PVGroup):
         return instance.value  # the target, or where STOP left the motor
 
     @motor.fields.stop.putter
-    async def _stop_put(fields: MotorFields, instance, value: int) -> int:
+    async def _stop_put(fields: MotorFields, instance: PvpropertyData, value: int) -> int:
         """`.STOP`: end the move where the motor is."""
         motor: SimMotor = fields.parent.group
         motor._stop = bool(value) and motor._moving
         return 0
 
     @motor.fields.user_low_limit.putter
-    async def _llm_put(fields: MotorFields, instance, value: float) -> float:
+    async def _llm_put(fields: MotorFields, instance: PvpropertyData, value: float) -> float:
         """`.LLM`: the lowest position a put to `.VAL` may ask for."""
         await _show_limits(fields, value, fields.user_high_limit.value)
         return value
 
     @motor.fields.user_high_limit.putter
-    async def _hlm_put(fields: MotorFields, instance, value: float) -> float:
+    async def _hlm_put(fields: MotorFields, instance: PvpropertyData, value: float) -> float:
         """`.HLM`: the highest position a put to `.VAL` may ask for."""
         await _show_limits(fields, fields.user_low_limit.value, value)
         return value
@@ -174,21 +182,22 @@ class GaussianDetector(PVGroup):
         await self._show(self.center.value, self.sigma.value, self.peak.value)
 
     async def _show(self, center: float, sigma: float, peak: float) -> None:
+        """Post the peak's value where the motor is."""
         await self.reading.write(peak * math.exp(-((self._position - center) ** 2) / (2 * sigma**2)))
 
     @reading.startup
-    async def reading(self, instance, async_lib) -> None:
+    async def reading(self, instance: PvpropertyData, async_lib: AsyncLibraryLayer) -> None:
         """Show the peak's value at the start position."""
         await self.follow(self._position)
 
     @center.putter
-    async def center(self, instance, value: float) -> float:
+    async def center(self, instance: PvpropertyData, value: float) -> float:
         """Move the peak."""
         await self._show(value, self.sigma.value, self.peak.value)
         return value
 
     @sigma.putter
-    async def sigma(self, instance, value: float) -> float:
+    async def sigma(self, instance: PvpropertyData, value: float) -> float:
         """Widen or narrow the peak (sigma > 0)."""
         if value <= 0:
             raise ValueError("sigma must be > 0")
@@ -196,7 +205,7 @@ class GaussianDetector(PVGroup):
         return value
 
     @peak.putter
-    async def peak(self, instance, value: float) -> float:
+    async def peak(self, instance: PvpropertyData, value: float) -> float:
         """Scale the peak."""
         await self._show(self.center.value, self.sigma.value, value)
         return value
@@ -215,7 +224,7 @@ class Counter(PVGroup):
         self.rate: Callable[[], float] = lambda: 0.0  # counts per second now
 
     @count.putter
-    async def count(self, instance, value: str) -> str:
+    async def count(self, instance: PvpropertyData, value: str) -> str:
         """Count for the preset time (writing 0 does nothing)."""
         if value == "Count":
             await instance.write("Count", verify_value=False)
