@@ -84,7 +84,6 @@ class SimMotor(PVGroup):
         await fields.done_moving_to_value.write(1)
         while True:
             await self._go.wait()
-            self._go.clear()
             await self._move()
 
     @motor.putter
@@ -139,6 +138,7 @@ class SimMotor(PVGroup):
             if position == self._target:
                 break
         self._moving = self._stop = False
+        self._go.clear()  # a target put during the move has been reached (or stopped at) too
         await fields.motor_is_moving.write(0)
         await fields.done_moving_to_value.write(1)
         waiting, self._waiting = self._waiting, []
