@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from pydm import Display
-from pydm.widgets import PyDMDrawingRectangle, PyDMLabel, PyDMPushButton, PyDMScaleIndicator, PyDMWaveformTable
+from pydm.widgets import (
+    PyDMDrawingRectangle,
+    PyDMLabel,
+    PyDMPushButton,
+    PyDMScaleIndicator,
+    PyDMWaveformTable,
+)
 from pydm.widgets.base import PyDMWidget
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication

@@ -12,12 +12,20 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from tests.integration.harness import REPO_ROOT, ca_read, ca_read_value, process_env, start_process, wait_for
+from tests.integration.harness import (
+    REPO_ROOT,
+    ca_read,
+    ca_read_value,
+    process_env,
+    start_process,
+    wait_for,
+)
 from tests.integration.ioc_client import request, submit, wait_finished, wait_state
 from tests.screens import SCREENS, UI
 

@@ -4,6 +4,8 @@ pyepics hands its monitor callbacks a DBR_STRING array as a list (one element: a
 and PyDM 1.29's plugin then fails (`TypeError` on emit) or shows one character per row.
 This plugin passes them on as numpy arrays. PyDM loads it, in place of its own `ca://`
 plugin, from the folders of `PYDM_DATA_PLUGINS_PATH` (see the README, "Operator screens").
+PyDM registers every plugin class a plugin module's namespace holds: the stock plugin's
+module is imported, not its classes, so that it is not registered again over this one.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydm.data_plugins.epics_plugins import pyepics_plugin_component as pyepics  # a module: PyDM loads
-# every plugin class this module's namespace holds, so the stock one must not be in it
+from pydm.data_plugins.epics_plugins import pyepics_plugin_component as pyepics
 
 
 class StringArrayConnection(pyepics.Connection):
