@@ -54,8 +54,7 @@ def bob_pvs(path: Path, macros: dict[str, str]) -> list[ScreenPV]:
         if pv and kind != "action_button":  # a button's own pv_name only greys it out
             found.append(ScreenPV(expand(pv, macros), BOB_ROLES[kind]))
         for rule in widget.iterfind("rules/rule"):
-            states = tuple(re.fullmatch(r'pvStr0=="(.*)"', exp.get("bool_exp", "")).group(1)
-                           for exp in rule.iterfind("exp"))  # fmt: skip
+            states = tuple(_one(r'^pvStr0=="(.*)"$', exp.get("bool_exp", "")) for exp in rule.iterfind("exp"))
             for rule_pv in rule.iterfind("pv_name"):
                 found.append(ScreenPV(expand(rule_pv.text or "", macros), "colour", states))
     return found
@@ -69,10 +68,18 @@ def ui_pvs(path: Path, macros: dict[str, str]) -> list[ScreenPV]:
         if channel:
             found.append(ScreenPV(_ca(expand(channel, macros)), UI_ROLES[widget.get("class", "")]))
         for rule in json.loads(widget.findtext("property[@name='rules']/string") or "[]"):
-            colours = json.loads(re.search(r"\{.*?\}", rule["expression"]).group())
+            colours = json.loads(_one(r"(\{.*?\})", rule["expression"]))
             for rule_channel in rule["channels"]:
                 found.append(ScreenPV(_ca(expand(rule_channel["channel"], macros)), "colour", tuple(colours)))
     return found
+
+
+def _one(pattern: str, text: str) -> str:
+    """The first group of `pattern` in `text`; an error if it is not there."""
+    match = re.search(pattern, text)
+    if match is None:
+        raise ValueError(f"no {pattern!r} in {text!r}")
+    return match.group(1)
 
 
 def _ca(channel: str) -> str:
