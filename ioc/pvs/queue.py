@@ -1,4 +1,4 @@
-"""`QUEUE`, `QUEUE:COUNT`, `QUEUE:ENABLE`, `QUEUE:REMOVE`, `QUEUE:CLEAR`: the pending tasks."""
+"""`QUEUE`, `QUEUE:COUNT`, `QUEUE:NAMES`, `QUEUE:ENABLE`, `QUEUE:REMOVE`, `QUEUE:CLEAR`: the pending tasks."""
 
 from __future__ import annotations
 
@@ -16,11 +16,14 @@ from .fields import (
     enum,
     long,
     string,
+    strings,
     text,
     trigger,
     update,
     update_text,
 )
+
+MAX_NAMES = 100  # entries on QUEUE:NAMES
 
 
 class Gate(StrEnum):
@@ -35,6 +38,7 @@ class QueuePVs(PVGroup):
 
     tasks = text("QUEUE", "Pending tasks, JSON, run order", max_bytes=JSON_BYTES)
     count = long("QUEUE:COUNT", "Number of pending tasks")
+    names = strings("QUEUE:NAMES", "Pending tasks: id and plan", max_items=MAX_NAMES)
     enable = enum("QUEUE:ENABLE", "Hold or run pending tasks", Gate, Gate.RUN, read_only=False)
     remove = string("QUEUE:REMOVE", "Write a pending task id to remove it", read_only=False)
     clear = trigger("QUEUE:CLEAR", "Write 1 to remove every pending task", "Clear")
@@ -43,6 +47,8 @@ class QueuePVs(PVGroup):
         """Show `tasks` as the pending queue, and the gate."""
         await update_text(self.tasks, json_list(tasks))
         await update(self.count, len(tasks))
+        names = [f"{task.task_id[:8]} {task.name}" for task in tasks[:MAX_NAMES]]
+        await update(self.names, names or [""])
         gate = Gate.RUN if enabled else Gate.HOLD
         if self.enable.value != gate:
             await self.enable.write(gate, verify_value=False)  # not an operator's write

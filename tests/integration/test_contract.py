@@ -41,6 +41,7 @@ CONTRACT = {
     "SUBMIT:TASK_ID": (STRING, False, None),
     "QUEUE": (CHAR, False, None),
     "QUEUE:COUNT": (LONG, False, None),
+    "QUEUE:NAMES": (STRING, False, None),
     "CURRENT:TASK_ID": (STRING, False, None),
     "CURRENT:PLAN": (STRING, False, None),
     "CURRENT:PARAMS": (CHAR, False, None),
@@ -151,3 +152,11 @@ def test_raw_bytes_are_cut_at_nul_and_must_be_utf8(ioc, ca_context):
     assert caget_str(ioc.pv("SUBMIT:STATUS")) == "Accepted"
     after = pending(ioc)
     assert after[:-1] == before and after[-1]["params"]["detectors"] == ["det2"]
+
+
+def test_queue_names_show_each_pending_task_as_id_and_plan_in_run_order(ioc, ca_context):
+    ca_write(ca_context, ioc.pv("SUBMIT"), list(request("sleep", seconds=1).encode()) + [0], data_type=CHAR)
+    queue = pending(ioc)
+    names = [name.decode() for name in ca_read(ca_context, ioc.pv("QUEUE:NAMES")).data]
+    assert len(queue) >= 2 and names[-1].endswith(" sleep")
+    assert names == [f"{task['task_id'][:8]} {task['name']}" for task in queue]

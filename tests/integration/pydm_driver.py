@@ -1,0 +1,126 @@
+"""Open a PyDM screen and let a test drive it through Qt, over stdin/stdout.
+
+Run as `python pydm_driver.py SCREEN.ui P=PREFIX: [MACRO=VALUE ...]` with a `DISPLAY`.
+Each line on stdin is a JSON command; each gets one JSON line back:
+
+- `{"cmd": "read"}` -> `{"<PV> <widget class>": what the widget shows}` for every PyDM
+  widget (text, bar value, table cells, button caption and enabled state), and
+  `{"<PV> colour": "#rrggbb"}` for each shape a rule colours by that PV;
+- `{"cmd": "click", "pv": "PAUSE"}` -> clicks the push button that writes that PV;
+- `{"cmd": "shot", "path": "x.png"}` -> saves a screenshot of the screen;
+- `{"cmd": "quit"}`.
+
+Errors come back as `{"error": "..."}`. A separate process, so that the test's own
+process never holds an X connection that dies with the Xvfb.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from pydm import Display
+from pydm.widgets import (
+    PyDMDrawingRectangle,
+    PyDMLabel,
+    PyDMPushButton,
+    PyDMScaleIndicator,
+    PyDMWaveformTable,
+)
+from pydm.widgets.base import PyDMWidget
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication
+
+
+def shown(widget: PyDMWidget) -> Any:
+    """What `widget` shows an operator."""
+    if isinstance(widget, PyDMLabel):
+        return widget.text()
+    if isinstance(widget, PyDMScaleIndicator):
+        return widget.value
+    if isinstance(widget, PyDMWaveformTable):
+        cells = (widget.item(row, 0) for row in range(widget.rowCount()))
+        return [cell.text() for cell in cells if cell is not None]
+    if isinstance(widget, PyDMPushButton):
+        return {"text": widget.text(), "enabled": widget.isEnabled()}
+    return None
+
+
+def pv_of(widget: PyDMWidget, prefix: str) -> str:
+    """The PV name after the prefix, of a widget's `ca://` channel."""
+    return (widget.channel or "").removeprefix("ca://").removeprefix(prefix)
+
+
+class Driver:
+    """Answers the commands of stdin on the Qt event loop."""
+
+    def __init__(self, display: Display, prefix: str) -> None:
+        self.display, self.prefix = display, prefix
+        self.commands: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read_stdin, daemon=True).start()
+        self.timer = QTimer()
+        self.timer.timeout.connect(self._poll)
+        self.timer.start(20)
+
+    def _read_stdin(self) -> None:
+        for line in sys.stdin:
+            self.commands.put(line)
+        self.commands.put(None)
+
+    def _poll(self) -> None:
+        while not self.commands.empty():
+            line = self.commands.get()
+            if line is None:
+                QApplication.instance().quit()
+                return
+            try:
+                reply = self.handle(json.loads(line))
+            except Exception as error:  # noqa: BLE001 - reported to the test
+                reply = {"error": f"{type(error).__name__}: {error}"}
+            print(json.dumps(reply), flush=True)
+
+    def widgets(self) -> list[PyDMWidget]:
+        return [w for w in self.display.findChildren(PyDMWidget) if w.channel]
+
+    def rule_pv(self, widget: PyDMWidget) -> str:
+        """The PV (after the prefix) of a widget's first rule."""
+        (rule, *_) = json.loads(widget.rules)
+        return rule["channels"][0]["channel"].removeprefix("ca://").removeprefix(self.prefix)
+
+    def handle(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Carry out one command."""
+        if command["cmd"] == "read":
+            shapes = self.display.findChildren(PyDMDrawingRectangle)
+            colours = {f"{self.rule_pv(shape)} colour": shape.brush.color().name() for shape in shapes}
+            return colours | {f"{pv_of(w, self.prefix)} {type(w).__name__}": shown(w) for w in self.widgets()}
+        if command["cmd"] == "click":
+            (button,) = [w for w in self.widgets()
+                         if isinstance(w, PyDMPushButton) and pv_of(w, self.prefix) == command["pv"]]  # fmt: skip
+            button.click()
+            return {"clicked": command["pv"]}
+        if command["cmd"] == "shot":
+            return {"saved": self.display.grab().save(command["path"])}
+        if command["cmd"] == "quit":
+            QApplication.instance().quit()
+            return {"quit": True}
+        raise ValueError(f"unknown command {command['cmd']!r}")
+
+
+def main() -> None:
+    screen, *pairs = sys.argv[1:]
+    macros = dict(pair.split("=", 1) for pair in pairs)
+    app = QApplication(sys.argv[:1])
+    display = Display(macros=macros, ui_filename=str(Path(screen).resolve()))
+    display.show()
+    driver = Driver(display, macros["P"])
+    print(json.dumps({"ready": True}), flush=True)
+    app.exec_()
+    driver.timer.stop()
+
+
+if __name__ == "__main__":
+    main()
