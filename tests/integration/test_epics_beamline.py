@@ -8,8 +8,8 @@ import json
 import math
 
 import pytest
-from ioc.runstore import read_run
 
+from ioc.service.runstore import read_run
 from tests.integration.harness import (
     REPO_ROOT,
     IocProcess,
