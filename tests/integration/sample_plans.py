@@ -37,3 +37,10 @@ def kill_own_process() -> Generator[Any, Any, None]:
     yield from bps.checkpoint()
     os.kill(os.getpid(), signal.SIGKILL)
     yield from bps.null()
+
+
+def read_nan() -> Generator[Any, Any, None]:
+    """Count a signal that reads NaN (a detector that saw nothing)."""
+    from ophyd import Signal
+
+    yield from count([Signal(name="nan_signal", value=float("nan"))])

@@ -85,6 +85,26 @@ BAD_REQUESTS = {
                           "params.motor: device 'det1' (SynGauss) is not Movable; expected one of motor1, motor2"),
     "motor as detector": (request("read_peak", detector="motor1"),
                           "params.detector: device 'motor1' (SynAxis) is not SynGauss; expected one of det1, det2"),
+    # strict JSON: no NaN/Infinity, no number that overflows to one
+    "NaN": ('{"name": "mv", "params": {"motor": "motor1", "position": NaN}}',
+            "params.position: NaN is not a finite number"),
+    "Infinity": ('{"name": "mv", "params": {"motor": "motor1", "position": -Infinity}}',
+                 "params.position: -Infinity is not a finite number"),
+    "overflow": ('{"name": "scan", "params": {"detectors": ["det1"], "motor": "motor1", "start": 1e400,'
+                 ' "stop": 1, "num": 2}}', "params.start: 1e400 is not a finite number"),
+    "NaN in metadata": ('{"name": "count", "params": {"detectors": ["det1"]}, "metadata": {"t": NaN}}',
+                        "metadata.t: NaN is not a finite number"),
+    # the standard plans' bounds
+    "huge count": ('{"name": "count", "params": {"detectors": ["det1"], "num": 99999999999999999999999}}',
+                   "params.num: Input should be less than or equal to 100000"),
+    "negative count": (request("count", detectors=["det1"], num=-5),
+                       "params.num: Input should be greater than or equal to 1"),
+    "zero count": (request("count", detectors=["det1"], num=0),
+                   "params.num: Input should be greater than or equal to 1"),
+    "negative delay": (request("count", detectors=["det1"], delay=-1),
+                       "params.delay: Input should be greater than or equal to 0"),
+    "no detectors": (request("count", detectors=[]), "params.detectors: Value should have at least 1 item"),
+    "empty": ("", "request: "),
 }
 
 
@@ -160,3 +180,13 @@ def test_queue_names_show_each_pending_task_as_id_and_plan_in_run_order(ioc, ca_
     names = [name.decode() for name in ca_read(ca_context, ioc.pv("QUEUE:NAMES")).data]
     assert len(queue) >= 2 and names[-1].endswith(" sleep")
     assert names == [f"{task['task_id'][:8]} {task['name']}" for task in queue]
+
+
+def test_a_write_that_is_no_request_is_rejected_not_left_accepted(ioc, ca_context):
+    submit(ca_context, ioc, request("count", detectors=["det1"]))
+    assert caget_str(ioc.pv("SUBMIT:STATUS")) == "Accepted"
+    proc = run_ca("caput", "-c", ioc.pv("SUBMIT"), "12")  # numbers, without caput -S
+    assert proc.returncode == 1
+    assert caget_str(ioc.pv("SUBMIT:STATUS")) == "Rejected"
+    assert "write the JSON request as a string, e.g. caput -S" in caget_str(ioc.pv("SUBMIT:MESSAGE"))
+
