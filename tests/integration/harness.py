@@ -404,25 +404,35 @@ def pv_answers(pvname: str, env: Mapping[str, str] | None = None,
     return r.returncode == 0
 
 
-def wait_ready(proc: ManagedProcess, pvname: str, timeout: float) -> None:
-    """Wait until ``pvname`` answers; if ``proc`` exits or the deadline passes,
-    stop it and raise ProcessStartupError with the log tail."""
+def wait_started(proc: ManagedProcess, check: Callable[[float], Any], what: str,
+                 timeout: float) -> Any:
+    """Poll ``check(remaining seconds)`` until it returns something truthy; return that.
+    If ``proc`` exits or the deadline passes first, stop it and raise
+    ProcessStartupError (``what`` says what was awaited) with the log tail."""
     deadline = time.monotonic() + timeout
     while True:
         if not proc.is_running():
             rc = proc.returncode
             proc.stop()
             raise ProcessStartupError(
-                f"{proc.name} exited with {rc} before {pvname} answered; "
+                f"{proc.name} exited with {rc} before {what}; "
                 f"log {proc.log_path}:\n{proc.log_tail()}")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             proc.stop()
             raise ProcessStartupError(
-                f"{pvname} did not answer within {timeout}s ({proc.name} stopped); "
+                f"no {what} within {timeout}s ({proc.name} stopped); "
                 f"log {proc.log_path}:\n{proc.log_tail()}")
-        if pv_answers(pvname, env=proc.env_overrides, wait=min(1.0, max(remaining, 0.1))):
-            return
+        found = check(remaining)
+        if found:
+            return found
+
+
+def wait_ready(proc: ManagedProcess, pvname: str, timeout: float) -> None:
+    """Wait until ``pvname`` answers (see `wait_started`)."""
+    wait_started(proc, lambda remaining: pv_answers(
+        pvname, env=proc.env_overrides, wait=min(1.0, max(remaining, 0.1))),
+        f"answer from {pvname}", timeout)
 
 
 def start_softioc(db_path: str | os.PathLike, macros: Mapping[str, str] | None = None,
@@ -517,25 +527,9 @@ class IocProcess(ManagedProcess):
 
 
 def wait_worker(ioc: IocProcess, timeout: float) -> int:
-    """Wait until the IOC's worker process is up; return its pid. If the IOC exits
-    first or the deadline passes, stop it and raise ProcessStartupError."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if not ioc.is_running():
-            rc = ioc.returncode
-            ioc.stop()
-            raise ProcessStartupError(
-                f"{ioc.name} exited with {rc} before its worker was up; "
-                f"log {ioc.log_path}:\n{ioc.log_tail()}")
-        pid = ioc.worker_pid()
-        if pid:
-            return pid
-        if time.monotonic() > deadline:
-            ioc.stop()
-            raise ProcessStartupError(
-                f"no worker process within {timeout}s ({ioc.name} stopped); "
-                f"log {ioc.log_path}:\n{ioc.log_tail()}")
-        time.sleep(0.05)
+    """Wait until the IOC's worker process is up; return its pid (see `wait_started`)."""
+    return wait_started(ioc, lambda _: ioc.worker_pid() or time.sleep(0.05),
+                        "worker process", timeout)
 
 
 def start_ioc(*extra_args: Any, prefix: str | None = None,
