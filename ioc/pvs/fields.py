@@ -93,7 +93,8 @@ def string(name: str, doc: str, *, value: str = "", read_only: bool = True) -> p
 def strings(name: str, doc: str, *, max_items: int = 256, exact: bool = False) -> pvproperty:
     """A read-only array of DBR_STRINGs. `exact`: its element count is its current length
     (for a list that changes seldom, as a client keeps the count it connected with); else
-    `max_items`, so that a client sees the list grow (`caget` prints blanks after it)."""
+    `max_items`, so that a client sees the list grow (`caget` prints blanks after it).
+    """
     return pvproperty(
         name=name,
         alarm_group=name,

@@ -382,7 +382,9 @@ class Supervisor:
 
     def _end_task(self, outcome: TaskOutcome, *, died: bool) -> None:
         running, self._running = self._running, None
-        self._on_task_ended(outcome, died)
-        if running is not None:
-            running.ended.set_result(outcome)
+        try:
+            self._on_task_ended(outcome, died)
+        finally:  # the task runner waits on it, whatever happened in between
+            if running is not None:
+                running.ended.set_result(outcome)
 

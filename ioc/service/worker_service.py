@@ -306,4 +306,7 @@ class WorkerService:
 
     def _tell(self, report: Report) -> None:
         for listener in self._listeners:
-            listener(report)
+            try:
+                listener(report)
+            except Exception:  # a listener's fault never stops the service
+                log.exception("a listener failed on %r", report)

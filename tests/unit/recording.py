@@ -80,7 +80,9 @@ class Recorder:
 
     def wait(self, until: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
         with self._changed:
-            assert self._changed.wait_for(until, timeout), f"no {what} in {timeout} s: {self.reports}"
+            assert self._changed.wait_for(until, timeout), (
+                f"no {what} in {timeout} s: {self.reports}"
+            )
 
     def stays_false(self, until: Callable[[], bool], timeout: float = 0.3) -> bool:
         with self._changed:

@@ -14,9 +14,9 @@ from bluesky import RunEngine
 from ophyd.sim import SynAxis, SynGauss
 from ophyd_async.sim import SimMotor
 
+from ioc.errors import RequestError, format_validation_error
 from ioc.worker.context import PlanContext, PlanLoadError
 from ioc.worker.devices import DeviceEntry, DeviceRegistry
-from ioc.errors import RequestError, format_validation_error
 from tests.unit.sample_plans import Color, report
 
 SAMPLES = "tests.unit.sample_plans"

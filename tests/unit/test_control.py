@@ -1,5 +1,11 @@
-"""Operator commands through WorkerService: real RunEngine, the simulated beamline of
-db/devices.yaml, plans of `plans` and `tests.unit.control_plans`. No Channel Access."""
+"""Operator commands through WorkerService: a real worker process (real RunEngine), the
+simulated beamline of db/devices.yaml, plans of `plans` and `tests.unit.control_plans`.
+No Channel Access.
+
+The devices live in the worker process: what the in-process tests read off a device
+(smotor's readback, motor2's position) is observed here through the worker's reports (the
+progress of smotor's moves) and documents (a `count` of motor2 after the task).
+"""
 
 import json
 import time
@@ -8,38 +14,37 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bluesky import RunEngine
 
-from ioc.worker.context import PlanContext
-from ioc.control import Command, CommandRefused
-from ioc.worker.devices import load_devices
-from ioc.models import Task, TaskResult, WorkerState
-from ioc.service import WorkerService
-from ioc.service.store import StateStore
-from ioc.worker import NO_CHECKPOINT, WorkerListener
-from tests.unit import control_plans, recording
+from ioc.messages import DeviceProgress, Report, TaskStarted
+from ioc.models import Command, TaskResult, WorkerState
+from ioc.service import CommandRefused, NotPending, WorkerService
+from ioc.worker.engine import NO_CHECKPOINT
+from tests.unit import recording
+from tests.unit.recording import serving, submit
 
 TIMEOUT = recording.TIMEOUT
 DEVICES = Path(__file__).resolve().parents[2] / "db" / "devices.yaml"
+PLANS = ("plans", "tests.unit.control_plans")
 NUM = 6  # smotor takes ~0.9 s per 0.4 mm step: a ~4.5 s scan
 SCAN = {"detectors": ["det1"], "motor": "smotor", "start": 0, "stop": 2, "num": NUM}
 ON_ERROR = pytest.mark.parametrize("go_on", [False, True], ids=["hold", "continue_on_error"])
+HALT_TIMEOUT = 20.0  # HALT/PANIC kill a worker that has not ended the task by then: not here
 
 
 class Recorder(recording.Recorder):
-    """Also records smotor's readback."""
+    """Also records smotor's position while it moves (`smotor`): the current position of
+    the progress reports of its moves (its readback, at up to 10 per second)."""
 
-    def smotor(self, reading: dict) -> None:
-        self._record("smotor", reading["smotor"]["value"])
+    def __call__(self, report: Report) -> None:
+        super().__call__(report)
+        if isinstance(report, DeviceProgress):
+            current = (report.views.get("smotor") or {}).get("current")
+            if current is not None:
+                self._record("smotor", current)
 
 
 def ask(name: str, **params: Any) -> str:
     return json.dumps({"name": name, "params": params})
-
-
-@pytest.fixture
-def run_engine() -> RunEngine:
-    return RunEngine(context_managers=[], call_returns_result=True)
 
 
 @pytest.fixture
@@ -53,34 +58,20 @@ def go_on() -> bool:  # the service's continue_on_error
 
 
 @pytest.fixture
-def service(
-    run_engine: RunEngine, recorder: Recorder, go_on: bool, tmp_path: Path
-) -> Iterator[WorkerService]:
-    """A started service; afterwards its task is aborted and it is stopped."""
-    devices = load_devices(DEVICES, run_engine.loop)
-    assert devices.unavailable() == {}
-    context = PlanContext.load(["plans", "tests.unit.control_plans"], devices)
-    store = StateStore.in_directory(tmp_path)
-    service = WorkerService(
-        run_engine, context, reload_context=lambda: context, store=store, continue_on_error=go_on
+def service(recorder: Recorder, go_on: bool, tmp_path: Path) -> Iterator[WorkerService]:
+    """A started service (its worker loaded); afterwards its task is aborted and it is shut down."""
+    config = recording.settings(
+        tmp_path, DEVICES, PLANS, continue_on_error=go_on, halt_timeout=HALT_TIMEOUT
     )
-    service.subscribe(recorder)
-    run_engine.subscribe(recorder)
-    readback = devices.available()["smotor"].user_readback
-    run_engine.loop.call_soon_threadsafe(readback.subscribe_reading, recorder.smotor)
-    control_plans.CLEANUPS.clear()
-    service.start()
-    yield service
-    service.clear()
-    if len(recorder.of("started")) > len(recorder.of("finished")):
-        service.command(Command.ABORT).exception(TIMEOUT)  # refused if it has just ended
-    service.stop()
+    with serving(config, recorder) as service:
+        assert all(device["available"] for device in service.catalog.devices), service.catalog
+        yield service
 
 
 def paused_scan(service: WorkerService, recorder: Recorder, command: Command) -> list[dict]:
     """Start a scan, pause it with `command` while smotor heads for the 3rd point."""
-    service.submit(ask("scan", **SCAN))
-    moving = lambda e: len(e) == 2 and recorder.of("smotor")[-1] != e[1]["data"]["smotor"]
+    submit(service, ask("scan", **SCAN))
+    moving = lambda e: len(e) == 2 and recorder.of("smotor")[-1] != e[1]["data"]["smotor"]  # noqa: E731
     recorder.wait(lambda: moving(recorder.events()), "move to the 3rd point")
     service.command(command).result(TIMEOUT)
     assert service.state == WorkerState.PAUSED
@@ -101,10 +92,20 @@ def resume_to_success(service: WorkerService, recorder: Recorder, before: list[d
 def running(service: WorkerService, recorder: Recorder, plan: str, until: str = "", **params):
     """Submit the first task; return once the RunEngine runs it (not at task_started: the
     RunEngine is still idle then) and, if `until`, has emitted an `until` document."""
-    task = service.submit(ask(plan, **params))
+    task = submit(service, ask(plan, **params))
     started = lambda: WorkerState.RUNNING in recorder.of("state")  # noqa: E731
     recorder.wait(lambda: started() and (not until or recorder.of(until)), f"running {plan}")
     return task
+
+
+def position_of(service: WorkerService, recorder: Recorder, motor: str) -> float:
+    """Where `motor` is now, as a `count` of it reads it (the queue let run for it)."""
+    finished = len(recorder.of("finished"))
+    service.queue.set_enabled(True)
+    submit(service, ask("count", detectors=[motor]))
+    outcome = recorder.outcomes(finished + 1)[finished]
+    assert outcome.result == TaskResult.SUCCESS, outcome.error
+    return recorder.events()[-1]["data"][motor]
 
 
 @pytest.mark.parametrize("command", [Command.PAUSE, Command.PAUSE_DEFER])
@@ -112,7 +113,7 @@ def test_pause_and_resume(service: WorkerService, recorder: Recorder, command: C
     """PAUSE cuts the move to the 3rd point short (rewound on resume); PAUSE:DEFER lets it
     end and the 3rd point be read, then lands on the checkpoint before the next move."""
     before = paused_scan(service, recorder, command)
-    where = recorder.of("smotor")[-1]
+    where = recorder.of("smotor")[-1]  # the last position its moves reported
     if command is Command.PAUSE:
         assert len(before) == 2 and 0.4 < where < 0.8
     else:
@@ -145,7 +146,6 @@ def test_stop_abort_halt(
     command: Command, result: TaskResult, error: str, exit_status: str, cleaned_up: bool,
 ) -> None:  # fmt: skip
     """The plan's cleanup (finalize_wrapper: motor2 to 5) runs on STOP and ABORT, not HALT."""
-    motor2 = service.context.devices.available()["motor2"]
     running(service, recorder, "guarded_sleep", until="start", motor="motor2", seconds=30)
     if paused:
         service.command(Command.PAUSE).result(TIMEOUT)
@@ -154,8 +154,9 @@ def test_stop_abort_halt(
     [outcome] = recorder.outcomes(1)
     assert (outcome.result, outcome.error) == (result, error)
     assert recorder.exit_statuses() == [exit_status]
-    assert control_plans.CLEANUPS == (["guarded_sleep"] if cleaned_up else [])
-    assert motor2.position == (5 if cleaned_up else 0)
+    # control_plans.CLEANUPS is set in the worker process: that the cleanup ran shows in
+    # motor2's position, which only the cleanup changes (from 0 to 5).
+    assert position_of(service, recorder, "motor2") == (5 if cleaned_up else 0)
 
 
 def test_halt_frees_a_stuck_move(service: WorkerService, recorder: Recorder) -> None:
@@ -167,9 +168,10 @@ def test_halt_frees_a_stuck_move(service: WorkerService, recorder: Recorder) -> 
     begun = time.monotonic()
     service.command(Command.HALT).result(TIMEOUT)
     assert time.monotonic() - begun < 2.0
-    assert recorder.outcomes(1)[0].result == TaskResult.HALTED
-    service.command(Command.RELOAD).result(TIMEOUT)
-    assert recorder.of("catalog") == [None]  # one: the refused RELOAD reported nothing
+    [outcome] = recorder.outcomes(1)
+    assert (outcome.result, outcome.error) == (TaskResult.HALTED, "Halted: halted by HALT")
+    service.command(Command.RELOAD).result(recording.START_TIMEOUT)
+    assert len(recorder.of("catalog")) == 1  # one: the refused RELOAD reported nothing
 
 
 @ON_ERROR
@@ -181,7 +183,7 @@ def test_panic_while_running(service: WorkerService, recorder: Recorder, go_on: 
     [outcome] = recorder.outcomes(1)
     assert (outcome.result, outcome.error) == (TaskResult.ABORTED, "Aborted: aborted by PANIC")
     assert service.state == WorkerState.PANICKED
-    service.submit(ask("sleep", seconds=0))
+    submit(service, ask("sleep", seconds=0))
     assert recorder.stays_false(lambda: len(recorder.of("started")) > 1)
     with pytest.raises(CommandRefused, match="panicked"):
         service.command(Command.RESUME).result(TIMEOUT)
@@ -195,15 +197,18 @@ def test_panic_while_running(service: WorkerService, recorder: Recorder, go_on: 
     assert [o.result for o in recorder.outcomes(2)] == [TaskResult.ABORTED, TaskResult.SUCCESS]
 
 
-def test_panic_while_paused(
-    service: WorkerService, recorder: Recorder, run_engine: RunEngine
-) -> None:
+def test_panic_while_paused(service: WorkerService, recorder: Recorder) -> None:
     """The paused task stays paused; it resumes only after ALL_IS_WELL."""
     before = paused_scan(service, recorder, Command.PAUSE)
+    shown = len(recorder.of("state"))
     service.command(Command.PANIC).result(TIMEOUT)
-    assert service.state == WorkerState.PANICKED and run_engine.state == "paused"
+    assert service.state == WorkerState.PANICKED
     with pytest.raises(CommandRefused, match="panicked"):
         service.command(Command.RESUME).result(TIMEOUT)
+    # The RunEngine (in the worker) stayed paused: no state change of it was shown (each
+    # would be), only the latch; the task has not ended.
+    assert recorder.of("state")[shown:] == [WorkerState.PANICKED]
+    assert recorder.of("finished") == []
     service.command(Command.ALL_IS_WELL).result(TIMEOUT)
     assert service.state == WorkerState.PAUSED == recorder.of("state")[-1]
     resume_to_success(service, recorder, before)
@@ -223,8 +228,8 @@ def test_refused_while_idle(service: WorkerService, command: Command, message: s
 @ON_ERROR
 def test_hold_on_failure(service: WorkerService, recorder: Recorder, go_on: bool) -> None:
     service.queue.set_enabled(False)
-    service.submit(ask("explode", message="bang"))
-    waiting = service.submit(ask("sleep", seconds=0))
+    submit(service, ask("explode", message="bang"))
+    waiting = submit(service, ask("sleep", seconds=0))
     service.queue.set_enabled(True)
     failed = recorder.outcomes(1)[0]  # with continue_on_error the next may be done too
     assert (failed.result, failed.error) == (TaskResult.FAILED, "ValueError: bang")
@@ -237,14 +242,14 @@ def test_hold_on_failure(service: WorkerService, recorder: Recorder, go_on: bool
 
 def test_removed_tasks_never_run(service: WorkerService, recorder: Recorder) -> None:
     blocker = running(service, recorder, "sleep", seconds=30)
-    a, b, c, d = (service.submit(ask("sleep", seconds=0)) for _ in range(4))
+    a, b, c, d = (submit(service, ask("sleep", seconds=0)) for _ in range(4))
     assert service.remove(b.task_id) is b
     for unknown in (b.task_id, "no-such-task"):
-        with pytest.raises(KeyError):
+        with pytest.raises(NotPending):
             service.remove(unknown)
     assert service.clear() == [a, c, d] and service.queue.snapshot() == []
     assert recorder.of("removed") == [b, a, c, d]
-    e = service.submit(ask("sleep", seconds=0))
+    e = submit(service, ask("sleep", seconds=0))
     service.command(Command.STOP).result(TIMEOUT)
     assert [o.task for o in recorder.outcomes(2)] == [blocker, e]
     assert recorder.stays_false(lambda: len(recorder.of("started")) > 2)
@@ -263,15 +268,17 @@ def test_removed_tasks_never_run(service: WorkerService, recorder: Recorder) -> 
 def test_a_command_right_at_the_start_of_a_task_is_not_lost(
     service: WorkerService, recorder: Recorder, command: Command, result: TaskResult, reason: str
 ) -> None:
-    """Sent as the task starts (its RunEngine call not yet begun): the task never runs."""
+    """Sent as the task starts (as soon as the IOC hears of it): the task ends as the command
+    says. (Whether the command reaches the worker before the task's RunEngine call begins
+    is up to the pipes here; tests/unit/test_engine.py makes sure it does.)"""
     sent: list = []
 
-    class Commander(WorkerListener):
-        def task_started(self, task: Task, started: float) -> None:
-            sent.append(service.command(command))  # from the worker thread: do not wait here
+    def commander(report: Report) -> None:
+        if isinstance(report, TaskStarted):
+            sent.append(service.command(command))  # on the reader thread: do not wait here
 
-    service.subscribe(Commander())
-    service.submit(ask("sleep", seconds=30))
+    service.subscribe(commander)
+    submit(service, ask("sleep", seconds=30))
     [outcome] = recorder.outcomes(1)
     assert (outcome.result, outcome.error) == (result, f"{result}: {reason}")
     sent[0].result(TIMEOUT)

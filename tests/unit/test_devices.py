@@ -51,7 +51,7 @@ def test_shipped_file_loads_every_device(RE: RunEngine) -> None:
     assert devices["det1"]._motor is devices["motor1"]  # type: ignore[attr-defined]
     assert devices["det2"]._motor is devices["motor2"]  # type: ignore[attr-defined]
     assert devices["det3"]._motor1 is devices["motor2"]  # type: ignore[attr-defined]
-    assert all(getattr(d, "name") == n for n, d in devices.items())
+    assert all(d.name == n for n, d in devices.items())
 
 
 def test_dependency_order_does_not_follow_file_order(

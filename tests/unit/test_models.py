@@ -41,9 +41,14 @@ def test_optional_fields_default_to_empty() -> None:
     assert (request.params, request.correlation_id, request.metadata) == ({}, None, {})
 
 
-@pytest.mark.parametrize("text", ["", "{", "{'name': 'count'}", '{"name": "count"} x'])
+@pytest.mark.parametrize("text", ["{", "{'name': 'count'}", '{"name": "count"} x'])
 def test_bad_json(text: str) -> None:
     assert refusal(text).startswith("request: not valid JSON")
+
+
+@pytest.mark.parametrize("text", ["", "  \n"])
+def test_empty_request_says_what_to_write(text: str) -> None:
+    assert refusal(text).startswith('request: empty; write a JSON object such as {"name": ')
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,18 @@ import sys
 
 import pytest
 
-from ioc.service import build
 from ioc.cli import parse_args
 from ioc.config import Settings
+from ioc.service import build
 from ioc.service.store import StoreError
-from ioc.service.tiled import INSTALL_HINT, TiledError, TiledSink, TiledUnavailable, _shown, tiled_sink
+from ioc.service.tiled import (
+    INSTALL_HINT,
+    TiledError,
+    TiledSink,
+    TiledUnavailable,
+    _shown,
+    tiled_sink,
+)
 from tests.integration.harness import free_port
 
 START = {"uid": "run-1", "time": 0.0}
