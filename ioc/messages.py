@@ -15,10 +15,13 @@ from .models import Command, RunProgress, Task, TaskOutcome, TaskResult, WorkerS
 
 @dataclass(frozen=True)
 class Catalog:
-    """What a worker can run, and on what: the content of `PLANS`, `PLANS:NAMES`, `DEVICES`."""
+    """What a worker can run, and on what: the content of `PLANS`, `PLANS:NAMES`, `DEVICES`,
+    and the suspenders of its device file (`SUSPENDERS`).
+    """
 
     plans: list[dict[str, Any]] = field(default_factory=list)
     devices: list[dict[str, Any]] = field(default_factory=list)
+    suspenders: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def plan_names(self) -> list[str]:
@@ -87,6 +90,13 @@ class Suspended:
 
 
 @dataclass(frozen=True)
+class SuspendersChanged:
+    """A declared suspender tripped or cleared: every one as `SUSPENDERS` shows them."""
+
+    suspenders: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class TaskEnded:
     """The current task ended (as the worker saw it)."""
 
@@ -112,7 +122,7 @@ class CommandDone:
 
 WorkerReport = (
     Ready | LoadFailed | StateChanged | TaskStarted | RunProgressed | DocumentEmitted
-    | DeviceProgress | Suspended | TaskEnded | Validated | CommandDone
+    | DeviceProgress | Suspended | SuspendersChanged | TaskEnded | Validated | CommandDone
 )  # fmt: skip
 
 
@@ -218,6 +228,6 @@ class ShownState:
 
 Report = (
     ShownState | TaskStarted | RunProgressed | DocumentEmitted | DeviceProgress | Suspended
-    | QueueChanged | TaskSubmitted | TaskRejected | TaskRemoved | TaskFinished
+    | SuspendersChanged | QueueChanged | TaskSubmitted | TaskRejected | TaskRemoved | TaskFinished
     | CatalogChanged | WorkerChanged | StoreFailed
 )  # fmt: skip
