@@ -37,8 +37,34 @@ NO_CHECKPOINT = "could not pause: the plan has no checkpoint, so bluesky aborted
 
 
 def make_run_engine() -> RunEngine:
-    """A RunEngine fit for a server: no signal handlers, results returned."""
-    return RunEngine(context_managers=[], call_returns_result=True)
+    """A RunEngine fit for a server: no signal handlers, results returned, and no point
+    taken twice after a pause or a suspension (`rewind_past_saved_points`).
+    """
+    run_engine = RunEngine(context_managers=[], call_returns_result=True)
+    rewind_past_saved_points(run_engine)
+    return run_engine
+
+
+def rewind_past_saved_points(run_engine: RunEngine) -> None:
+    """Make every saved event a point the RunEngine rewinds to, as to a checkpoint.
+
+    On resume (after a pause or a suspension) bluesky replays the messages since the last
+    `checkpoint`. A plan that reads and then sleeps before its next checkpoint (`count`
+    with `delay`) would read its last point again, under the same `seq_num`: the event
+    is emitted twice. Forgetting the messages up to each `save` replays only what follows
+    it. Nothing else of a checkpoint is done (no deferred pause is taken there), nothing
+    happens while another run is bundling an event, and a plan that cleared its
+    checkpoint stays one that cannot be rewound.
+    """
+    save = run_engine._command_registry["save"]
+
+    async def save_then_forget(msg: Any) -> Any:
+        result = await save(msg)
+        if not any(bundler.bundling for bundler in run_engine._run_bundlers.values()):
+            run_engine._reset_checkpoint_state_meth()
+        return result
+
+    run_engine.register_command("save", save_then_forget)
 
 
 class Engine:
