@@ -27,6 +27,7 @@ from ..messages import (
 from ..models import Task, TaskOutcome, TaskResult, WorkerState, describe_exception
 from .context import PlanContext
 from .progress import ProgressWatcher
+from .suspenders import Suspenders
 from .tracker import RunTracker
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,17 @@ class Engine:
     resume, stop, abort or halt), which only this thread may run.
     """
 
-    def __init__(self, run_engine: RunEngine, context: PlanContext, send: Send) -> None:
+    def __init__(
+        self,
+        run_engine: RunEngine,
+        context: PlanContext,
+        send: Send,
+        suspenders: Suspenders | None = None,
+    ) -> None:
         self._run_engine = run_engine
         self._context = context
         self._send = send
+        self._suspenders = suspenders
         self._tracker = RunTracker(lambda progress: send(RunProgressed(progress)))
         self._inbox: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self._steps: queue.SimpleQueue[Step] = queue.SimpleQueue()
@@ -90,6 +98,8 @@ class Engine:
         watcher = ProgressWatcher(lambda views: send(DeviceProgress(views)))
         run_engine.waiting_hook = watcher  # type: ignore[assignment]
         run_engine.subscribe(self._document)
+        if suspenders is not None:
+            run_engine.msg_hook = suspenders.on_message  # type: ignore[assignment]
 
     @property
     def run_engine(self) -> RunEngine:
@@ -179,6 +189,8 @@ class Engine:
         self._send(DocumentEmitted(name, doc))
 
     def _state_changed(self, new: str, old: str) -> None:
+        if self._suspenders is not None:  # a suspension is told before the state it brings
+            self._suspenders.on_state(new, old)
         self._send(StateChanged(WorkerState(new.upper())))
 
 
