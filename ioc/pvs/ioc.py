@@ -19,6 +19,7 @@ from ..messages import (
     ShownState,
     StoreFailed,
     Suspended,
+    SuspendersChanged,
     TaskFinished,
     TaskRejected,
     TaskRemoved,
@@ -81,6 +82,7 @@ class BlueskyIOC(PVGroup):
             DeviceProgress: self._device_progress,
             StoreFailed: self._store_failure,
             Suspended: self._suspended,
+            SuspendersChanged: self._suspenders_changed,
         }
         self.bridge = LoopBridge(asyncio.get_running_loop(), self)
         service.subscribe(self.bridge)
@@ -103,6 +105,7 @@ class BlueskyIOC(PVGroup):
         worker, if it is up already).
         """
         await self.catalog.show(self.service.catalog)
+        await self.worker.show_suspenders(self.service.catalog.suspenders)
         await self.worker.show_process(self.service.supervisor.pid, self.service.supervisor.restarts)
         await self.queue.show(self.service.queue.snapshot(), self.service.queue.enabled)
         await self.show_history(self.service.recovery.history)
@@ -161,6 +164,9 @@ class BlueskyIOC(PVGroup):
         await self.worker.show_suspended(report.reason)
         await self.refresh_status()
 
+    async def _suspenders_changed(self, report: SuspendersChanged) -> None:
+        await self.worker.show_suspenders(report.suspenders)
+
     async def _queue_changed(self, report: QueueChanged) -> None:
         await self.queue.show(report.tasks, report.enabled)
         await self.refresh_status()
@@ -174,6 +180,7 @@ class BlueskyIOC(PVGroup):
 
     async def _catalog_changed(self, report: CatalogChanged) -> None:
         await self.catalog.show(report.catalog)
+        await self.worker.show_suspenders(report.catalog.suspenders)
 
     async def _worker_changed(self, report: WorkerChanged) -> None:
         await self.worker.show_process(report.pid, report.restarts)
