@@ -87,11 +87,12 @@ class _Watched(SuspenderBase):
 
     def __call__(self, value: Any, **kwargs: Any) -> None:
         was = self.tripped
+        if not was and self._trips(value):  # before bluesky has the RunEngine suspend
+            self.tripped_value, self.pending = value, True
+            self._generation += 1
         super().__call__(value, **kwargs)
         self._note_event()
         if self.tripped and not was:
-            self.tripped_value, self.pending = value, True
-            self._generation += 1
             self.listener(self)
         elif was and not self.tripped:
             run_engine = self.RE
@@ -110,7 +111,14 @@ class _Watched(SuspenderBase):
     def holds(self, awaitable_factory: object) -> bool:
         """Whether `awaitable_factory` (of a `wait_for` message) waits on this suspender."""
         owner = getattr(awaitable_factory, "__self__", None)
-        return isinstance(owner, asyncio.Event) and owner in self.events
+        # Its current event may be waited on before `__call__` has noted it.
+        return isinstance(owner, asyncio.Event) and (owner is self._ev or owner in self.events)
+
+    def _trips(self, value: Any) -> bool:
+        try:
+            return self.RE is not None and bool(self._should_suspend(value))
+        except Exception:  # bluesky's own call says why
+            return False
 
     def _note_event(self) -> None:
         event = self._ev
