@@ -235,3 +235,16 @@ def test_task_started_while_tripped_waits(ioc, beam, ca_context, state_dir):
     beam.put("SHUTTER", "Open")
     assert wait_finished(ca_context, ioc, task_id) == "Success"
     assert seq_nums(state_dir, ioc) == [1, 2, 3, 4, 5]
+
+
+def test_panic_while_suspended(ioc, beam, ca_context):
+    task_id = submit(ca_context, ioc, COUNT_50)
+    wait_for(lambda: progress(ioc) >= 20, 30)
+    beam.put("RING:CURRENT", 1)
+    wait_state(ca_context, ioc, "SUSPENDING")
+    assert command(ioc, "PANIC").returncode == 0
+    assert wait_finished(ca_context, ioc, task_id) == "Aborted"
+    assert caget_str(ioc.pv("STATE")) == "PANICKED"
+    assert caget_str(ioc.pv("SUSPEND:ACTIVE")) == "No"
+    assert command(ioc, "ALL_IS_WELL").returncode == 0
+    wait_state(ca_context, ioc, "IDLE")
