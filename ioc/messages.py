@@ -16,10 +16,13 @@ from .models import Command, RunProgress, Task, TaskOutcome, TaskResult, WorkerS
 
 @dataclass(frozen=True)
 class Catalog:
-    """What a worker can run, and on what: the content of `PLANS`, `PLANS:NAMES`, `DEVICES`."""
+    """What a worker can run, and on what: the content of `PLANS`, `PLANS:NAMES`, `DEVICES`,
+    and the suspenders of its device file (`SUSPENDERS`).
+    """
 
     plans: list[dict[str, Any]] = field(default_factory=list)
     devices: list[dict[str, Any]] = field(default_factory=list)
+    suspenders: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def plan_names(self) -> list[str]:
@@ -88,6 +91,13 @@ class Suspended:
 
 
 @dataclass(frozen=True)
+class SuspendersChanged:
+    """A declared suspender tripped or cleared: every one as `SUSPENDERS` shows them."""
+
+    suspenders: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class TaskEnded:
     """The current task ended (as the worker saw it)."""
 
@@ -113,7 +123,7 @@ class CommandDone:
 
 WorkerReport = (
     Ready | LoadFailed | StateChanged | TaskStarted | RunProgressed | DocumentEmitted
-    | DeviceProgress | Suspended | TaskEnded | Validated | CommandDone
+    | DeviceProgress | Suspended | SuspendersChanged | TaskEnded | Validated | CommandDone
 )  # fmt: skip
 
 
@@ -227,6 +237,6 @@ class ShownState:
 
 Report = (
     ShownState | TaskStarted | RunProgressed | DocumentEmitted | DeviceProgress | Suspended
-    | QueueChanged | TaskSubmitted | TaskRejected | TaskRemoved | TaskFinished
+    | SuspendersChanged | QueueChanged | TaskSubmitted | TaskRejected | TaskRemoved | TaskFinished
     | CatalogChanged | WorkerChanged | StoreFailed
 )  # fmt: skip

@@ -18,6 +18,7 @@ from ..messages import (
     ShownState,
     StoreFailed,
     Suspended,
+    SuspendersChanged,
     TaskFinished,
     TaskRejected,
     TaskRemoved,
@@ -75,6 +76,7 @@ class BlueskyIOC(PVGroup):
             DeviceProgress: self._device_progress,
             StoreFailed: self._nothing_more,
             Suspended: self._suspended,
+            SuspendersChanged: self._suspenders_changed,
         }
         self.bridge = LoopBridge(asyncio.get_running_loop(), self)
         service.subscribe(self.bridge)
@@ -96,6 +98,7 @@ class BlueskyIOC(PVGroup):
         recovery = self.service.recovery
         self.view.recovered(recovery.history, recovery.interrupted)
         await self.catalog.show(self.service.catalog)
+        await self.worker.show_suspenders(self.service.catalog.suspenders)
         await self.worker.show_process(self.service.supervisor.pid, self.service.supervisor.restarts)
         await self.show(QueueChanged(self.service.queue.snapshot(), self.service.queue.enabled))
         await self.show(ShownState(self.service.state))
@@ -147,6 +150,9 @@ class BlueskyIOC(PVGroup):
     async def _suspended(self, report: Suspended) -> None:
         await self.worker.show_suspended(report.reason)
 
+    async def _suspenders_changed(self, report: SuspendersChanged) -> None:
+        await self.worker.show_suspenders(report.suspenders)
+
     async def _queue_changed(self, report: QueueChanged) -> None:
         await self.queue.show(report.tasks, report.enabled)
 
@@ -155,6 +161,7 @@ class BlueskyIOC(PVGroup):
 
     async def _catalog_changed(self, report: CatalogChanged) -> None:
         await self.catalog.show(report.catalog)
+        await self.worker.show_suspenders(report.catalog.suspenders)
 
     async def _worker_changed(self, report: WorkerChanged) -> None:
         await self.worker.show_process(report.pid, report.restarts)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from importlib.metadata import version
+from typing import Any
 
 from caproto.server import PVGroup
 
-from ..models import WorkerState
+from ..models import WorkerState, to_json
 from .fields import JSON_BYTES, enum, long, string, text, update, update_text
 
 
@@ -48,6 +49,10 @@ class WorkerPVs(PVGroup):
         """Show which suspender holds the task (`reason`), or none (empty)."""
         await update(self.suspended, Suspension.YES if reason else Suspension.NO)
         await update_text(self.suspend_reason, reason)
+
+    async def show_suspenders(self, suspenders: list[dict[str, Any]]) -> None:
+        """Show the declared suspenders (`SUSPENDERS`)."""
+        await update_text(self.suspenders, to_json(suspenders))
 
     @heartbeat.scan(period=1.0)
     async def heartbeat(self, instance, async_lib) -> None:

@@ -25,6 +25,7 @@ from ..messages import (
     ShownState,
     StateChanged,
     StoreFailed,
+    Suspended,
     TaskFinished,
     TaskRejected,
     TaskRemoved,
@@ -124,6 +125,7 @@ class WorkerService:
         # One writer thread per sink: a slow Tiled server never holds up the run files.
         self._writers = [DocumentWriter([sink], self._store_failed) for sink in run_store]
         self._worker_state = WorkerState.UNKNOWN
+        self._suspended = False  # a suspender holds the running task
         self._shutting_down = False
         self._stopped = threading.Event()
 
@@ -134,11 +136,16 @@ class WorkerService:
 
     @property
     def state(self) -> WorkerState:
-        """The state `STATE` shows: the panic latch, no worker, or the RunEngine's state."""
+        """The state `STATE` shows: the panic latch, no worker, `SUSPENDING` while a
+        suspender holds the running task (the RunEngine says `RUNNING` then), or the
+        RunEngine's state.
+        """
         if self.commands.panicked:
             return WorkerState.PANICKED
         if not self.supervisor.pid:
             return WorkerState.UNKNOWN
+        if self._suspended and self._worker_state is WorkerState.RUNNING:
+            return WorkerState.SUSPENDING
         return self._worker_state
 
     def subscribe(self, listener: Listener) -> None:
@@ -242,6 +249,11 @@ class WorkerService:
             self._worker_state = report.state
             self._tell(ShownState(self.state))
             return
+        if isinstance(report, Suspended):
+            self._suspended = bool(report.reason)
+            self._tell(report)
+            self._tell(ShownState(self.state))
+            return
         if isinstance(report, DocumentEmitted):
             for writer in self._writers:
                 writer(report.name, report.doc)
@@ -283,6 +295,9 @@ class WorkerService:
 
     def _worker_changed(self, pid: int) -> None:
         self._worker_state = WorkerState.IDLE if pid else WorkerState.UNKNOWN
+        if self._suspended:  # the worker that was held is gone
+            self._suspended = False
+            self._tell(Suspended(""))
         self._tell(WorkerChanged(pid, self.supervisor.restarts))
         self._tell(ShownState(self.state))
 

@@ -3,13 +3,15 @@
 The file format is documented at the top of ``db/devices.yaml``.  A malformed
 file raises `DeviceFileError`; a device that cannot be built or connected is
 kept in the registry as *unavailable*, with the reason, and start-up goes on.
+The reserved top-level key ``suspenders`` is no device: its entries are kept as
+`SuspenderDeclaration`s for `ioc.worker.suspenders` to check and build.
 """
 
 import asyncio
 import graphlib
 import importlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ PROTOCOLS: tuple[type, ...] = (
 """The bluesky protocols reported by `DeviceRegistry.catalog`."""
 
 _ENTRY_KEYS = frozenset({"class", "kwargs"})
+SUSPENDERS_KEY = "suspenders"
+"""The top-level key of the suspender declarations: reserved, never a device name."""
 _CONNECT_GRACE = 1.0
 """Seconds granted beyond the timeout to an ophyd-async connect() before giving up."""
 
@@ -48,11 +52,34 @@ class DeviceEntry:
     error: str | None
 
 
-class DeviceRegistry:
-    """The devices of the beamline, usable or not."""
+@dataclass(frozen=True)
+class SuspenderDeclaration:
+    """One entry of the file's ``suspenders:`` section, as written (checked later)."""
 
-    def __init__(self, entries: Mapping[str, DeviceEntry]) -> None:
+    name: str
+    path: Path
+    line: int
+    fields: dict[str, Any]
+    lines: dict[str, int]
+    """The line of each field's key."""
+
+    def where(self, key: str | None = None) -> str:
+        """``<file>:<line>: suspender '<name>'``, at the line of field `key` if it has one."""
+        line = self.lines.get(key, self.line) if key is not None else self.line
+        return f"{self.path}:{line}: suspender {self.name!r}"
+
+
+class DeviceRegistry:
+    """The devices of the beamline, usable or not, and the suspenders declared with them."""
+
+    def __init__(
+        self,
+        entries: Mapping[str, DeviceEntry],
+        suspenders: Sequence[SuspenderDeclaration] = (),
+    ) -> None:
         self._entries = dict(entries)
+        self.suspenders = tuple(suspenders)
+        """The declarations of the file's ``suspenders:`` section, in file order."""
 
     def available(self) -> dict[str, object]:
         """Usable devices by name."""
@@ -113,7 +140,7 @@ def load_devices(
     ``loop`` must be running in another thread (as a RunEngine's loop is).
     Raises `DeviceFileError` when the file is malformed.
     """
-    specs = _read_specs(path)
+    specs, suspenders = _read_specs(path)
     order = _dependency_order(path, specs)
     devices: dict[str, object] = {}
     errors: dict[str, str] = {}
@@ -139,11 +166,11 @@ def load_devices(
         entries[spec.name] = DeviceEntry(
             spec.name, spec.class_path, spec.line, devices.get(spec.name), error
         )
-    return DeviceRegistry(entries)
+    return DeviceRegistry(entries, suspenders)
 
 
-def _read_specs(path: Path) -> dict[str, _Spec]:
-    """Parse and validate the file; entries in file order."""
+def _read_specs(path: Path) -> tuple[dict[str, _Spec], list[SuspenderDeclaration]]:
+    """Parse and validate the file; devices and suspender declarations in file order."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -157,17 +184,23 @@ def _read_specs(path: Path) -> dict[str, _Spec]:
                 f"{path}:{line}: the top level must map device names to entries"
             )
         specs: dict[str, _Spec] = {}
+        suspenders: list[SuspenderDeclaration] | None = None
         for key_node, value_node in root.value:
             line = key_node.start_mark.line + 1
             name = loader.construct_object(key_node)
             if not isinstance(name, str):
                 raise DeviceFileError(f"{path}:{line}: device name must be a string")
+            if name == SUSPENDERS_KEY:
+                if suspenders is not None:
+                    raise DeviceFileError(f"{path}:{line}: duplicate {SUSPENDERS_KEY!r} section")
+                suspenders = _read_suspenders(loader, path, line, value_node)
+                continue
             if name in specs:
                 raise DeviceFileError(f"{path}:{line}: duplicate device {name!r}")
             entry = loader.construct_object(value_node, deep=True)
             where = f"{path}:{line}: device {name!r}"
             specs[name] = _validate(where, name, line, entry)
-        return specs
+        return specs, suspenders or []
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -176,6 +209,43 @@ def _read_specs(path: Path) -> dict[str, _Spec]:
         raise DeviceFileError(f"{path}: invalid YAML: {exc}") from exc
     finally:
         loader.dispose()
+
+
+def _read_suspenders(
+    loader: yaml.SafeLoader, path: Path, line: int, section: yaml.Node
+) -> list[SuspenderDeclaration]:
+    """The entries of the ``suspenders:`` section (a mapping of names to mappings)."""
+    if isinstance(section, yaml.ScalarNode) and loader.construct_object(section) is None:
+        return []  # an empty section
+    if not isinstance(section, yaml.MappingNode):
+        raise DeviceFileError(
+            f"{path}:{line}: {SUSPENDERS_KEY!r} must map suspender names to entries"
+        )
+    declarations: dict[str, SuspenderDeclaration] = {}
+    for key_node, value_node in section.value:
+        at = key_node.start_mark.line + 1
+        name = loader.construct_object(key_node)
+        if not isinstance(name, str) or not name:
+            raise DeviceFileError(f"{path}:{at}: suspender name must be a non-empty string")
+        if name in declarations:
+            raise DeviceFileError(f"{path}:{at}: duplicate suspender {name!r}")
+        if not isinstance(value_node, yaml.MappingNode):
+            raise DeviceFileError(
+                f"{path}:{at}: suspender {name!r}: entry must be a mapping with 'kind' and 'signal'"
+            )
+        fields: dict[str, Any] = {}
+        lines: dict[str, int] = {}
+        for field_node, field_value in value_node.value:
+            field_line = field_node.start_mark.line + 1
+            key = loader.construct_object(field_node)
+            if not isinstance(key, str):
+                raise DeviceFileError(f"{path}:{field_line}: suspender {name!r}: keys must be strings")
+            if key in fields:
+                raise DeviceFileError(f"{path}:{field_line}: suspender {name!r}: duplicate key {key!r}")
+            fields[key] = loader.construct_object(field_value, deep=True)
+            lines[key] = field_line
+        declarations[name] = SuspenderDeclaration(name, path, at, fields, lines)
+    return list(declarations.values())
 
 
 def _validate(where: str, name: str, line: int, entry: object) -> _Spec:

@@ -28,6 +28,7 @@ from ..models import Task, TaskOutcome, TaskResult, WorkerState
 from .context import PlanContext
 from .failures import describe_failure
 from .progress import ProgressWatcher
+from .suspenders import Suspenders
 from .tracker import RunTracker
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,34 @@ NO_CHECKPOINT = "could not pause: the plan has no checkpoint, so bluesky aborted
 
 
 def make_run_engine() -> RunEngine:
-    """A RunEngine fit for a server: no signal handlers, results returned."""
-    return RunEngine(context_managers=[], call_returns_result=True)
+    """A RunEngine fit for a server: no signal handlers, results returned, and no point
+    taken twice after a pause or a suspension (`rewind_past_saved_points`).
+    """
+    run_engine = RunEngine(context_managers=[], call_returns_result=True)
+    rewind_past_saved_points(run_engine)
+    return run_engine
+
+
+def rewind_past_saved_points(run_engine: RunEngine) -> None:
+    """Make every saved event a point the RunEngine rewinds to, as to a checkpoint.
+
+    On resume (after a pause or a suspension) bluesky replays the messages since the last
+    `checkpoint`. A plan that reads and then sleeps before its next checkpoint (`count`
+    with `delay`) would read its last point again, under the same `seq_num`: the event
+    is emitted twice. Forgetting the messages up to each `save` replays only what follows
+    it. Nothing else of a checkpoint is done (no deferred pause is taken there), nothing
+    happens while another run is bundling an event, and a plan that cleared its
+    checkpoint stays one that cannot be rewound.
+    """
+    save = run_engine._command_registry["save"]
+
+    async def save_then_forget(msg: Any) -> Any:
+        result = await save(msg)
+        if not any(bundler.bundling for bundler in run_engine._run_bundlers.values()):
+            run_engine._reset_checkpoint_state_meth()
+        return result
+
+    run_engine.register_command("save", save_then_forget)
 
 
 class Engine:
@@ -49,10 +76,17 @@ class Engine:
     resume, stop, abort or halt), which only this thread may run.
     """
 
-    def __init__(self, run_engine: RunEngine, context: PlanContext, send: Send) -> None:
+    def __init__(
+        self,
+        run_engine: RunEngine,
+        context: PlanContext,
+        send: Send,
+        suspenders: Suspenders | None = None,
+    ) -> None:
         self._run_engine = run_engine
         self._context = context
         self._send = send
+        self._suspenders = suspenders
         self._tracker = RunTracker(lambda progress: send(RunProgressed(progress)))
         self._inbox: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self._steps: queue.SimpleQueue[Step] = queue.SimpleQueue()
@@ -65,6 +99,8 @@ class Engine:
         watcher = ProgressWatcher(lambda views: send(DeviceProgress(views)))
         run_engine.waiting_hook = watcher  # type: ignore[assignment]
         run_engine.subscribe(self._document)
+        if suspenders is not None:
+            run_engine.msg_hook = suspenders.on_message  # type: ignore[assignment]
 
     @property
     def run_engine(self) -> RunEngine:
@@ -155,6 +191,8 @@ class Engine:
         self._send(DocumentEmitted(name, doc))
 
     def _state_changed(self, new: str, old: str) -> None:
+        if self._suspenders is not None:  # a suspension is told before the state it brings
+            self._suspenders.on_state(new, old)
         self._send(StateChanged(WorkerState(new.upper())))
 
 

@@ -46,6 +46,7 @@ from .context import PlanContext, PlanLoadError
 from .control import CommandRefused, Control
 from .devices import DeviceFileError, load_devices
 from .engine import Engine, make_run_engine
+from .suspenders import Suspenders, load_suspenders
 
 log = logging.getLogger("ioc.worker")
 _PR_SET_PDEATHSIG = 1
@@ -120,29 +121,38 @@ def die_with_parent() -> None:
         pass
 
 
-def load(settings: Settings, link: Link) -> tuple[RunEngine, PlanContext] | None:
-    """Build the RunEngine, devices and plans; report `LoadFailed` if they cannot be."""
+def load(settings: Settings, link: Link) -> tuple[RunEngine, PlanContext, Suspenders] | None:
+    """Build the RunEngine, devices, suspenders and plans; report `LoadFailed` if they cannot be."""
     run_engine = make_run_engine()
     try:
         devices = load_devices(settings.devices, run_engine.loop, timeout=settings.connect_timeout)
-        return run_engine, PlanContext.load(settings.plans, devices)
+        suspenders = load_suspenders(devices, run_engine.loop)
+        return run_engine, PlanContext.load(settings.plans, devices), suspenders
     except (DeviceFileError, PlanLoadError) as error:
         link.send(LoadFailed(describe_exception(error)))
         return None
 
 
-def serve(link: Link, run_engine: RunEngine, context: PlanContext) -> None:
-    """Report `Ready`, then answer the IOC's commands until `Shutdown` or the IOC goes away."""
+def serve(
+    link: Link, run_engine: RunEngine, context: PlanContext, suspenders: Suspenders | None = None
+) -> None:
+    """Install the suspenders, report `Ready`, then answer the IOC's commands until
+    `Shutdown` or the IOC goes away.
+    """
 
     def send(report: WorkerReport) -> None:
         link.send(report)
         if isinstance(report, StateChanged | TaskEnded):
             control.check()  # after the report: the IOC sees the end before the answer
 
-    engine = Engine(run_engine, context, send)
+    suspenders = suspenders or Suspenders()
+    engine = Engine(run_engine, context, send, suspenders)
     control = Control(engine)
+    suspenders.install(run_engine)
     engine.start()
-    link.send(Ready(os.getpid(), Catalog(context.catalog(), context.devices.catalog())))
+    shown = suspenders.catalog()
+    link.send(Ready(os.getpid(), Catalog(context.catalog(), context.devices.catalog(), shown)))
+    suspenders.start(send, shown)
     while True:
         try:
             message = link.commands.recv()

@@ -118,17 +118,33 @@ def install_session_env(port: int | None = None,
     return env
 
 
+_LOOPBACK_ENTRY = re.compile(rf"{re.escape(LOOPBACK)}(:\d{{1,5}})?")
+
+
+def loopback_addr_list(*ports: int) -> str:
+    """``EPICS_CA_ADDR_LIST`` searching 127.0.0.1 at each of ``ports`` (a client of
+    two CA servers on loopback, which need different server ports)."""
+    return " ".join(f"{LOOPBACK}:{port}" for port in ports)
+
+
 def process_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """os.environ + session loopback vars + ``env`` overrides.
 
     Ports may be overridden via ``env``; the addressing variables are forced
-    to loopback regardless of what ``env`` says.
+    to loopback regardless of what ``env`` says -- except an
+    ``EPICS_CA_ADDR_LIST`` of loopback entries only (``127.0.0.1[:port] ...``,
+    see :func:`loopback_addr_list`), which is kept.
     """
     full = dict(os.environ)
     full.update(epics_env(*session_ports()))
     if env:
         full.update({k: str(v) for k, v in env.items()})
+    addr_list = full.get("EPICS_CA_ADDR_LIST", "").split()
     full.update(LOOPBACK_ADDRESSING)
+    if env and "EPICS_CA_ADDR_LIST" in env and addr_list and all(
+        _LOOPBACK_ENTRY.fullmatch(entry) for entry in addr_list
+    ):
+        full["EPICS_CA_ADDR_LIST"] = " ".join(addr_list)
     return full
 
 

@@ -27,6 +27,8 @@ from tests.integration.harness import (
     caput_text,
     epics_env,
     free_port,
+    loopback_addr_list,
+    process_env,
     pyepics_get_text,
     random_prefix,
     run_ca,
@@ -75,6 +77,16 @@ def test_session_env_is_loopback():
     assert os.environ["EPICS_CAS_BEACON_PORT"] == str(rport)
     assert port != rport
     assert epics_env(port, rport).items() <= os.environ.items()
+
+
+def test_process_env_keeps_only_a_loopback_addr_list():
+    both = loopback_addr_list(5064, 5070)
+    assert both == "127.0.0.1:5064 127.0.0.1:5070"
+    assert process_env({"EPICS_CA_ADDR_LIST": both})["EPICS_CA_ADDR_LIST"] == both
+    for outside in ("10.0.0.1", "127.0.0.1 192.168.1.255", "localhost:5064", ""):
+        env = process_env({"EPICS_CA_ADDR_LIST": outside, "EPICS_CA_AUTO_ADDR_LIST": "YES"})
+        assert env["EPICS_CA_ADDR_LIST"] == "127.0.0.1"
+        assert env["EPICS_CA_AUTO_ADDR_LIST"] == "NO"
 
 
 def test_free_port_binds_tcp_and_udp():

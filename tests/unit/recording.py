@@ -20,6 +20,7 @@ from ioc.messages import (
     ShownState,
     StoreFailed,
     Suspended,
+    SuspendersChanged,
     TaskFinished,
     TaskRejected,
     TaskRemoved,
@@ -51,6 +52,7 @@ _KINDS: dict[type, tuple[str, Callable[[Any], Any]]] = {
     StoreFailed: ("store_failed", lambda r: r.error),
     DeviceProgress: ("device", lambda r: r.views),
     Suspended: ("suspended", lambda r: r.reason),
+    SuspendersChanged: ("suspenders", lambda r: r.suspenders),
 }
 
 
