@@ -133,9 +133,7 @@ def load(settings: Settings, link: Link) -> tuple[RunEngine, PlanContext, Suspen
         return None
 
 
-def serve(
-    link: Link, run_engine: RunEngine, context: PlanContext, suspenders: Suspenders | None = None
-) -> None:
+def serve(link: Link, run_engine: RunEngine, context: PlanContext, suspenders: Suspenders) -> None:
     """Install the suspenders, report `Ready`, then answer the IOC's commands until
     `Shutdown` or the IOC goes away.
     """
@@ -145,7 +143,6 @@ def serve(
         if isinstance(report, StateChanged | TaskEnded):
             control.check()  # after the report: the IOC sees the end before the answer
 
-    suspenders = suspenders or Suspenders()
     engine = Engine(run_engine, context, send, suspenders)
     control = Control(engine)
     suspenders.install(run_engine)
@@ -197,9 +194,9 @@ def main(command_fd: int, report_fd: int) -> int:
     if loaded is None:
         link.close()
         return 1
-    run_engine, context = loaded
+    run_engine, context, suspenders = loaded
     run_engine.md["scan_id"] = start.scan_id  # numbering goes on across restarts
-    serve(link, run_engine, context)
+    serve(link, run_engine, context, suspenders)
     link.close()
     return 0
 

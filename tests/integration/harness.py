@@ -708,12 +708,6 @@ def pyepics_get_text(pvname: str, timeout: float = 5) -> str:
 
 
 # ---------------------------------------------------------------- more CA servers
-def loopback_addr_list(*ports: int) -> str:
-    """An ``EPICS_CA_ADDR_LIST`` naming the loopback CA servers on ``ports``
-    (two servers on 127.0.0.1 need ports of their own)."""
-    return " ".join(f"{LOOPBACK}:{port}" for port in ports)
-
-
 def search_also(proc: ManagedProcess, *ports: int) -> ManagedProcess:
     """Let ``proc`` (before it starts) find the loopback CA servers on ``ports``
     as well as those on its own port."""
