@@ -1,18 +1,41 @@
-"""caproto's asyncio CA server, with Nagle's algorithm off for every client."""
+"""The asyncio CA server of caproto, with Nagle's algorithm off and subscriptions mended."""
 
 from __future__ import annotations
 
 import socket
+from collections import defaultdict
 from typing import Any
 
+from caproto import apply_arr_filter
+from caproto._utils import apply_deadband_filter
 from caproto.asyncio.server import Context
+from caproto.server.common import Subscription, SubscriptionSpec, host_endian
+
+from .circuit import Circuit, SubscriptionSet
 
 
 class Server(Context):
-    """caproto's asyncio server makes its listening socket with protocol 0, so asyncio
-    does not set TCP_NODELAY on accepted connections: a small reply then waits for the
-    client's delayed ACK (~40 ms on Linux). Each accepted connection gets TCP_NODELAY.
+    """The asyncio server of caproto, mended where caproto 1.3.0 lets one client stall the
+    others (see ``ioc.pvs.circuit`` for the circuit side).
+
+    * Its listening socket is made with protocol 0, so asyncio does not set TCP_NODELAY
+      on accepted connections: a small reply then waits for the client's delayed ACK
+      (~40 ms on Linux). Each accepted connection gets TCP_NODELAY.
+    * ``Context._subscription_queue_send`` (caproto/server/common.py) awaits each
+      client's bounded queue from the one loop that fans updates out to every client,
+      while iterating that spec's subscriptions: a client that stops reading stops every
+      other client's monitors, and once it is gone the loop waits on its dead queue for
+      ever. Here an update replaces the client's unsent one of the same subscription
+      (``Circuit.post``, never waits), and the subscription sets have O(1) removal.
     """
+
+    CircuitClass = Circuit
+
+    def __init__(self, pvdb: dict[str, Any], interfaces: list[str] | None = None) -> None:
+        super().__init__(pvdb, interfaces)
+        self.subscriptions: defaultdict[SubscriptionSpec, SubscriptionSet] = defaultdict(
+            SubscriptionSet
+        )
 
     async def tcp_handler(self, client: Any, addr: tuple[str, int]) -> None:
         """Serve one client connection."""
@@ -20,3 +43,31 @@ class Server(Context):
             socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
         )
         await super().tcp_handler(client, addr)
+
+    async def _subscription_queue_send(self, sub_spec: SubscriptionSpec, sub: Subscription,
+                                       metadata: Any, values: Any, flags: int) -> None:
+        """The update of one subscription as caproto makes it (array, deadband and sync
+        filters), posted to its circuit's latest-value backlog instead of awaited into a
+        bounded queue.
+        """
+        values = apply_arr_filter(sub_spec.channel_filter.arr, values)
+        data_count = sub.data_count or len(values)
+        if data_count != len(values):
+            values = values[:data_count]
+        command = sub.channel.subscribe(data=values, metadata=metadata,
+                                        data_type=sub.data_type, data_count=data_count,
+                                        subscriptionid=sub.subscriptionid, status=1)
+        if sub.channel_filter.dbnd is not None:
+            tracked = apply_deadband_filter(previous_value=self.last_dead_band.get(sub),
+                                            new_value=values, sub=sub, flags=flags,
+                                            host_endian=host_endian)
+            if tracked is None:
+                return
+            self.last_dead_band[sub] = tracked
+        sync = sub.channel_filter.sync
+        if sync is not None:
+            last = self.last_sync_edge_update[sub][sync.s]
+            if last.get(sync.m) == command:
+                return
+            last[sync.m] = command
+        sub.circuit.post(sub, command)

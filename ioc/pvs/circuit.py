@@ -1,0 +1,215 @@
+"""One client's circuit: caproto's asyncio circuit with its subscription handling mended.
+
+Mends of caproto 1.3.0 (caproto/server/common.py and caproto/asyncio/server.py); each
+can go when caproto fixes it:
+
+* ``VirtualCircuit._process_command``, ``ClearChannelRequest``: the channel's
+  subscriptions are culled with ``sub.channel == command.sid``, a ``ServerChannel``
+  compared with an int, never true. The subscriptions of a cleared channel live on;
+  their next update fails in the sans-I/O circuit (the channel is gone) and ends the
+  circuit's update loop for good: no monitor on that circuit gets anything after.
+* ``EventCancelRequest``: ``_cull_subscriptions`` tests every subscription of the
+  circuit and removes from deques, so cancelling N subscriptions costs O(N^2) (acctst's
+  add-500/clear-500 cycles ran at ~10 per second), and ``unexpired_updates`` keeps a
+  deque per subscription id for ever (memory grows with every subscription made).
+* ``Context._subscription_queue_send`` awaits ``circuit.subscription_queue.put``: one
+  client that stops reading fills its queue and then stops the loop that fans every
+  update out to every client; when that client goes, the loop stays stuck on the dead
+  queue (see ``Server``). Here a circuit keeps only the latest update per subscription
+  (as EPICS's C server does for a slow client), posting never waits, and each circuit
+  sends its own backlog in its own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import caproto as ca
+from caproto.asyncio.server import VirtualCircuit
+from caproto.server.common import (
+    SUB_BATCH_THRESH,
+    DisconnectedCircuit,
+    LoopExit,
+    Subscription,
+    SubscriptionSpec,
+)
+
+MAX_HELD_REPLIES = 256  # replies held back while more commands wait, at most
+
+Entry = tuple[SubscriptionSpec, Subscription]
+Update = tuple[Subscription, ca.EventAddResponse]
+
+
+class SubscriptionSet(dict[Subscription, None]):
+    """The subscriptions of one spec: an ordered set with caproto's deque interface
+    (``append``, ``remove``, iteration, truth), O(1) where the deque is O(n).
+    """
+
+    def append(self, sub: Subscription) -> None:
+        """Add `sub` at the end."""
+        self[sub] = None
+
+    def remove(self, sub: Subscription) -> None:
+        """Take `sub` out (KeyError if it is not in)."""
+        del self[sub]
+
+
+class IndexedSubscriptionSet(SubscriptionSet):
+    """A circuit's subscriptions of one spec, also entered in the circuit's index by id."""
+
+    def __init__(self, spec: SubscriptionSpec, index: dict[int, Entry]) -> None:
+        super().__init__()
+        self.spec = spec
+        self.index = index
+
+    def append(self, sub: Subscription) -> None:
+        """Add `sub`, and enter it in the index under its id."""
+        super().append(sub)
+        self.index[sub.subscriptionid] = (self.spec, sub)
+
+    def remove(self, sub: Subscription) -> None:
+        """Take `sub` out, and out of the index unless its id went to another since."""
+        super().remove(sub)
+        if self.index.get(sub.subscriptionid, (None, None))[1] is sub:
+            del self.index[sub.subscriptionid]
+
+
+class CircuitSubscriptions(dict[SubscriptionSpec, IndexedSubscriptionSet]):
+    """caproto's ``VirtualCircuit.subscriptions`` (spec -> subscriptions), with an index
+    subscription id -> (spec, subscription) kept by the sets.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_id: dict[int, Entry] = {}
+
+    def __missing__(self, spec: SubscriptionSpec) -> IndexedSubscriptionSet:
+        subs = self[spec] = IndexedSubscriptionSet(spec, self.by_id)
+        return subs
+
+    def clear(self) -> None:
+        """Forget every subscription, index included."""
+        super().clear()
+        self.by_id.clear()
+
+
+class Circuit(VirtualCircuit):
+    """caproto's asyncio circuit; subscriptions indexed by id, cancelled in O(1), culled
+    with their channel, and updates sent from a latest-value-per-subscription backlog.
+    """
+
+    subscriptions: CircuitSubscriptions
+
+    def __init__(self, circuit: ca.VirtualCircuit, client: Any, context: Any) -> None:
+        super().__init__(circuit, client, context)
+        self.subscriptions = CircuitSubscriptions()
+        self._backlog: dict[int, Update] = {}  # subscription id -> latest update
+        self._posted = asyncio.Event()
+
+    def post(self, sub: Subscription, command: ca.EventAddResponse) -> None:
+        """Queue an update for sending, replacing an unsent one of the same subscription.
+        Never waits: the loop that fans updates out to every client calls this.
+        """
+        if self._live(sub):
+            self._backlog[sub.subscriptionid] = (sub, command)
+            self._posted.set()
+
+    async def command_queue_loop(self) -> None:
+        """The command loop of caproto, but the replies to commands that arrived together go out in one
+        write, as EPICS's C server flushes once per batch received (caproto writes each
+        reply, even an empty one, on its own: 500 writes per acctst cycle).
+        """
+        self.write_event.set()
+        replies: list[ca.Message] = []
+        try:
+            while True:
+                command = await self.command_queue.get()
+                replies += await self._command_queue_iteration(command) or ()
+                if replies and (self.command_queue.empty() or len(replies) >= MAX_HELD_REPLIES):
+                    held, replies = replies, []
+                    await self.send(*held)
+                await self._wake_new_command()
+        except DisconnectedCircuit:
+            await self._on_disconnect()
+            self.circuit.disconnect()
+            await self.context.circuit_disconnected(self)
+        except (self.TaskCancelled, LoopExit):
+            pass
+
+    async def subscription_queue_loop(self) -> None:
+        """Send the backlog whenever updates are posted and the client has events on."""
+        self.events_on.set()
+        try:
+            while True:
+                await self._posted.wait()
+                await self.events_on.wait()
+                self._posted.clear()
+                batch, self._backlog = self._backlog, {}
+                for chunk in _chunks(batch.values()):
+                    # Checked right before sending (no await in between): no update may
+                    # follow its subscription's cancel, and a newer one waits its turn.
+                    current = [command for sub, command in chunk
+                               if self._live(sub) and sub.subscriptionid not in self._backlog]
+                    if current:
+                        await self.send(*current)
+        except DisconnectedCircuit:
+            await self._on_disconnect()
+            self.circuit.disconnect()
+            await self.context.circuit_disconnected(self)
+
+    def _live(self, sub: Subscription) -> bool:
+        """Whether `sub` is (still) a subscription of this circuit: ids may be reused."""
+        entry = self.subscriptions.by_id.get(sub.subscriptionid)
+        return entry is not None and entry[1] is sub
+
+    async def _process_command(self, command: ca.Message) -> list[ca.Message]:
+        if isinstance(command, ca.EventCancelRequest):
+            chan, db_entry = self._get_db_entry_from_command(command)
+            entry = self.subscriptions.by_id.get(command.subscriptionid)
+            data_count = db_entry.length if entry is None else entry[1].data_count
+            if entry is not None:
+                await self._drop(*entry)
+            return [chan.unsubscribe(command.subscriptionid, data_type=command.data_type,
+                                     data_count=data_count)]
+        if isinstance(command, ca.ClearChannelRequest):
+            chan, _ = self._get_db_entry_from_command(command)
+            for entry in [e for e in self.subscriptions.by_id.values() if e[1].channel is chan]:
+                await self._drop(*entry)
+            return [chan.clear()]
+        return await super()._process_command(command)
+
+    async def _drop(self, spec: SubscriptionSpec, sub: Subscription) -> None:
+        """Forget one subscription here and in the context, as ``_cull_subscriptions``."""
+        subs = self.subscriptions[spec]
+        subs.remove(sub)
+        if not subs:
+            del self.subscriptions[spec]
+        self._backlog.pop(sub.subscriptionid, None)
+        context = self.context
+        context.last_dead_band.pop(sub, None)
+        context.last_sync_edge_update.pop(sub, None)
+        shared = context.subscriptions[spec]
+        shared.remove(sub)
+        if not shared:
+            del context.subscriptions[spec]
+            await spec.db_entry.unsubscribe(context.subscription_queue, spec)
+
+    async def _on_disconnect(self) -> None:
+        await super()._on_disconnect()
+        self._backlog.clear()
+
+
+def _chunks(updates: Iterable[Update]) -> Iterator[list[Update]]:
+    """Lists of updates of about SUB_BATCH_THRESH bytes each."""
+    chunk: list[Update] = []
+    size = 0
+    for update in updates:
+        chunk.append(update)
+        size += len(update[1])
+        if size >= SUB_BATCH_THRESH:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
