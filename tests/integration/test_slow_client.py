@@ -29,6 +29,7 @@ from tests.integration.harness import (
     wait_for,
 )
 from tests.integration.ioc_client import request, submit
+from tests.integration.test_subscriptions import rss_mb
 
 #: The frozen client's subscriptions: the streams of a running task, many times over.
 FROZEN_PVS = {"DOCUMENT": 120, "STATUS": 60, "CURRENT:PROGRESS": 40, "CURRENT:ELAPSED": 40,
@@ -64,11 +65,6 @@ def unsent_to(pid: int) -> int:
     inodes = socket_inodes(pid)
     ours = {row[1] for row in rows if row[9] in inodes}  # local addresses of `pid`
     return sum(int(row[4].split(":")[0], 16) for row in rows if row[2] in ours)
-
-
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
 
 class Monitor:

@@ -100,6 +100,7 @@ def is_cancelled(subscriptionid: int) -> Callable[[ca.Message], bool]:
 
 
 def rss_mb(pid: int) -> float:
+    """VmRSS of a process, in MB."""
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
 
