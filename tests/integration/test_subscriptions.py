@@ -11,7 +11,7 @@ from __future__ import annotations
 import select
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import caproto as ca
 import pytest
@@ -42,28 +42,33 @@ class RawClient:
     def send(self, *commands: ca.Message) -> None:
         self.sock.sendall(b"".join(bytes(command) for command in commands))
 
-    def receive_until(self, done: Callable[[ca.Message], bool],
-                      timeout: float) -> list[ca.Message]:
-        """Replies up to and including the first for which `done` is true."""
+    def replies(self, timeout: float) -> Iterator[ca.Message]:
+        """Replies as they arrive, for up to `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        seen: list[ca.Message] = []
         while True:
             while True:
                 self.buffer, command, _ = read_from_bytestream(self.buffer, ca.SERVER)
                 if command is ca.NEED_DATA:
                     break
-                seen.append(command)
-                if done(command):
-                    return seen
+                yield command
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no awaited reply within {timeout} s "
-                                   f"({len(seen)} other replies)")
+                return
             if select.select([self.sock], [], [], remaining)[0]:
                 data = self.sock.recv(1 << 16)
                 if not data:
                     raise ConnectionError("the IOC closed the circuit")
                 self.buffer += data
+
+    def receive_until(self, done: Callable[[ca.Message], bool],
+                      timeout: float) -> list[ca.Message]:
+        """Replies up to and including the first for which `done` is true."""
+        seen: list[ca.Message] = []
+        for command in self.replies(timeout):
+            seen.append(command)
+            if done(command):
+                return seen
+        raise TimeoutError(f"no awaited reply within {timeout} s ({len(seen)} other replies)")
 
     def create_channel(self, name: str) -> int:
         """Connect a channel; its sid."""
@@ -179,3 +184,20 @@ def test_clearing_a_channel_ends_its_subscriptions(ioc, client):
     replies += client.receive_until(is_update(new), 3)  # a HEARTBEAT tick after the clear
     assert not [r for r in replies if getattr(r, "subscriptionid", None) == old]
     cycle(client, sid)
+
+
+def test_events_off_holds_back_only_the_latest_update(ioc, client):
+    """A client that turns events off (libca's flow control) gets no updates until it
+    turns them on again, and then the latest value of each subscription, once."""
+    sid = client.create_channel(ioc.pv("HEARTBEAT"))
+    (sub,) = client.subscribe(sid, 1, ca.ChannelType.TIME_LONG)
+    client.receive_until(is_update(sub), FIRST_UPDATE_TIMEOUT)
+    client.send(ca.EventsOffRequest())
+    held = [r for r in client.replies(3.5) if is_update(sub)(r)]  # 3 HEARTBEAT ticks
+    assert len(held) <= 1, "updates came while events were off"  # one may have been on its way
+    client.send(ca.EventsOnRequest(), ca.ReadNotifyRequest(ca.ChannelType.LONG, 1, sid, 1))
+    replies = list(client.replies(0.5))
+    values = [int(r.data[0]) for r in replies if is_update(sub)(r)]
+    (now,) = [int(r.data[0]) for r in replies if isinstance(r, ca.ReadNotifyResponse)]
+    assert now - 1 <= values[0] <= now, f"held back {values[0]}, not the latest ({now})"
+    assert values == list(range(values[0], values[0] + len(values))), "not each value once"
