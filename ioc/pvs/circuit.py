@@ -23,7 +23,9 @@ can go when caproto fixes it:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+import contextlib
+import contextvars
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import caproto as ca
@@ -107,6 +109,8 @@ class Circuit(VirtualCircuit):
         self.subscriptions = CircuitSubscriptions()
         self._backlog: dict[int, Update] = {}  # subscription id -> latest update
         self._posted = asyncio.Event()
+        self._sent = asyncio.Event()  # set while every posted update has been written
+        self._sent.set()
 
     def post(self, sub: Subscription, command: ca.EventAddResponse) -> None:
         """Queue an update for sending, replacing an unsent one of the same subscription.
@@ -114,7 +118,21 @@ class Circuit(VirtualCircuit):
         """
         if self._live(sub):
             self._backlog[sub.subscriptionid] = (sub, command)
+            self._sent.clear()
             self._posted.set()
+
+    async def sent(self, timeout: float) -> None:
+        """Return once every update posted so far has been written to this client (or its
+        events are off, or `timeout` has passed: a slow client only delays itself).
+        """
+        if self.events_on.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sent.wait(), timeout)
+
+    async def _start_write_task(self, handle_write: Callable[[], Awaitable[None]]) -> None:
+        """caproto's: run the write as a task of its own, which knows its circuit."""
+        writing_circuit.set(self)  # the task copies the context it is created in
+        await super()._start_write_task(handle_write)
 
     async def command_queue_loop(self) -> None:
         """The command loop of caproto, but the replies to commands that arrived together go out in one
@@ -154,6 +172,8 @@ class Circuit(VirtualCircuit):
                                if self._live(sub) and sub.subscriptionid not in self._backlog]
                     if current:
                         await self.send(*current)
+                if not self._backlog:
+                    self._sent.set()
         except DisconnectedCircuit:
             await self._on_disconnect()
             self.circuit.disconnect()
@@ -199,6 +219,26 @@ class Circuit(VirtualCircuit):
     async def _on_disconnect(self) -> None:
         await super()._on_disconnect()
         self._backlog.clear()
+
+
+writing_circuit: contextvars.ContextVar[Circuit] = contextvars.ContextVar("writing_circuit")
+"""The circuit whose write the current task carries out (set for each write task)."""
+
+
+async def updates_sent(timeout: float = 1.0) -> None:
+    """Return once the monitor updates of everything written so far have gone out to the
+    client whose write is being carried out, before its completion does (caproto 1.3
+    sends the completion at once, and the updates through the subscription loops).
+    Call it from a putter.
+    """
+    circuit = writing_circuit.get(None)
+    if circuit is None:
+        return
+    deadline = asyncio.get_running_loop().time() + timeout
+    queue = circuit.context.subscription_queue  # what is published waits here to be posted
+    while not queue.empty() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0)
+    await circuit.sent(max(0.0, deadline - asyncio.get_running_loop().time()))
 
 
 def _chunks(updates: Iterable[Update]) -> Iterator[list[Update]]:

@@ -9,6 +9,7 @@ from caproto.server import PVGroup
 
 from ..errors import RequestError
 from ..models import Task, TaskOutcome, TaskResult
+from .circuit import updates_sent
 from .fields import Refused, decode_write, enum, string, text, write_text
 
 REQUEST_BYTES = 65536  # the contract asks >= 16384 characters
@@ -47,6 +48,7 @@ class SubmitPVs(PVGroup):
         task, ended = await self.queue_request("RUN", value, wait=True)
         assert ended is not None
         outcome = await ended
+        await updates_sent()  # a CA link reading LAST:* on completion sees this task's end
         if outcome is None:
             raise Refused(f"task {task.task_id} was removed before it ran")
         if outcome.result not in (TaskResult.SUCCESS, TaskResult.STOPPED):  # a stop is no failure

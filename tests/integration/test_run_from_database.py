@@ -147,6 +147,15 @@ def test_a_successful_task_completes_the_record_without_alarm(ioc, softioc):
     assert caget_str(ioc.pv("LAST:PLAN")) == "count"
 
 
+def test_the_forward_linked_record_reads_the_result_of_its_own_task(ioc, softioc):
+    for text, result in [(request("fail", message="first"), "Failed"), (COUNT, "Success"),
+                         (request("fail", message="again"), "Failed"), (COUNT, "Success")]:
+        proc = softioc.put("REQ", text)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert softioc.get("RESULT") == result, f"the record read the previous task's result ({text})"
+        assert caget_str(ioc.pv("LAST:RESULT")) == result
+
+
 def test_the_record_stays_busy_while_the_task_runs(ioc, softioc):
     started = time.monotonic()
     proc = softioc.start_put("REQ", request("sleep", seconds=2))
