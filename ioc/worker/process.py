@@ -46,7 +46,8 @@ from .context import PlanContext, PlanLoadError
 from .control import CommandRefused, Control
 from .devices import DeviceFileError, load_devices
 from .engine import Engine, make_run_engine
-from .suspenders import Suspenders, load_suspenders
+from .suspender_file import load_suspenders
+from .suspenders import Suspenders
 
 log = logging.getLogger("ioc.worker")
 _PR_SET_PDEATHSIG = 1

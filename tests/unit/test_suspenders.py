@@ -28,7 +28,8 @@ from ioc.worker.context import PlanContext
 from ioc.worker.control import Control
 from ioc.worker.devices import DeviceFileError, load_devices
 from ioc.worker.engine import Engine, make_run_engine
-from ioc.worker.suspenders import Suspenders, load_suspenders
+from ioc.worker.suspender_file import load_suspenders
+from ioc.worker.suspenders import Suspenders
 
 TIMEOUT = 10.0
 BEAMLINE = """
