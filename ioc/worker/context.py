@@ -3,7 +3,6 @@
 import importlib
 import inspect
 import pkgutil
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -46,10 +45,12 @@ class PlanContext:
         self._devices = devices
 
     @classmethod
-    def load(cls, modules: Sequence[str], devices: DeviceRegistry, *, reload: bool = False) -> Self:
-        """Collect the plans of `modules` and their submodules; `reload` re-imports from source."""
+    def load(cls, modules: Sequence[str], devices: DeviceRegistry) -> Self:
+        """Collect the plans of `modules` and their submodules (a RELOAD is a new worker
+        process, which imports them as they are now).
+        """
         plans = {}
-        for name, (module_name, function) in _collect_plans(modules, reload).items():
+        for name, (module_name, function) in _collect_plans(modules).items():
             try:
                 model = build_model(name, function, devices)
             except Exception as error:
@@ -128,10 +129,10 @@ class _LenientJsonSchema(GenerateJsonSchema):
         raise PydanticOmit
 
 
-def _collect_plans(names: Sequence[str], reload: bool) -> dict[str, tuple[str, PlanFunction]]:
+def _collect_plans(names: Sequence[str]) -> dict[str, tuple[str, PlanFunction]]:
     """Plan functions by name, with the module each was found in."""
     found: dict[str, tuple[str, PlanFunction]] = {}
-    for module in _import_all(names, reload):
+    for module in _import_all(names):
         for name, function in _plans_of(module).items():
             if name in found and found[name][1] is not function:
                 raise PlanLoadError(
@@ -161,11 +162,8 @@ def _plans_of(module: ModuleType) -> dict[str, PlanFunction]:
     return {name: value for name, value in candidates.items() if inspect.isgeneratorfunction(value)}
 
 
-def _import_all(names: Sequence[str], reload: bool) -> list[ModuleType]:
+def _import_all(names: Sequence[str]) -> list[ModuleType]:
     """The modules `names`, and every submodule of those that are packages."""
-    if reload:
-        importlib.invalidate_caches()
-        _reload_imported(names)
     modules = []
     for name in names:
         module = _import(name)
@@ -185,26 +183,3 @@ def _import(name: str) -> ModuleType:
             f"cannot import plan module {name!r}: {type(error).__name__}: {error}"
         ) from error
 
-
-def _reload_imported(names: Sequence[str]) -> None:
-    """Re-execute the already imported modules `names` and their submodules from source.
-
-    Deepest go first, so that a package re-exporting from its submodules gets their new
-    versions; modules whose source is gone are forgotten (importing them then fails).
-    """
-    imported = {
-        module
-        for module in sys.modules
-        for name in names
-        if module == name or module.startswith(f"{name}.")
-    }
-    for module_name in sorted(imported, key=lambda module: (-module.count("."), module)):
-        try:
-            importlib.reload(sys.modules[module_name])
-        except Exception as error:
-            if isinstance(error, ModuleNotFoundError) and error.name == module_name:
-                del sys.modules[module_name]
-                continue
-            raise PlanLoadError(
-                f"cannot reload plan module {module_name!r}: {type(error).__name__}: {error}"
-            ) from error

@@ -287,7 +287,8 @@ def test_format_validation_error_edge_cases() -> None:
 
 
 def test_collects_public_generator_functions_defined_in_the_module(ctx: PlanContext) -> None:
-    assert set(ctx.plan_names) == {"shapes", "devices", "positional", "with_callback", *STANDARD}
+    # at least these: a site may add modules to `plans` (README: Adding a plan)
+    assert {"shapes", "devices", "positional", "with_callback", *STANDARD} <= set(ctx.plan_names)
 
 
 @pytest.fixture
@@ -317,18 +318,12 @@ def {name}(value: int = {value}):
 """
 
 
-def test_package_submodules_and_reload(package: Writer, registry: DeviceRegistry) -> None:
-    name = package({"__init__.py": "", "a.py": PLAN.format(name="first", value=1)})
+def test_package_submodules(package: Writer, registry: DeviceRegistry) -> None:
+    name = package({"__init__.py": "", "a.py": PLAN.format(name="first", value=1),
+                    "sub/__init__.py": "", "sub/b.py": PLAN.format(name="second", value=2)})
     ctx = PlanContext.load([name], registry)
-    assert ctx.plan_names == ["first"]
-    package({"a.py": PLAN.format(name="first", value=10), "sub/__init__.py": ""})
-    package({"sub/b.py": PLAN.format(name="second", value=2)})
-    reloaded = PlanContext.load([name], registry, reload=True)
-    assert reloaded.plan_names == ["first", "second"]
-    assert reloaded.validate("first", {}) == {"value": 10}
+    assert ctx.plan_names == ["first", "second"]
     assert ctx.validate("first", {}) == {"value": 1}
-    (Path(sys.modules[f"{name}.sub.b"].__file__ or "")).unlink()
-    assert PlanContext.load([name], registry, reload=True).plan_names == ["first"]
 
 
 def test_all_and_reexports(package: Writer, registry: DeviceRegistry) -> None:
@@ -339,26 +334,23 @@ def test_all_and_reexports(package: Writer, registry: DeviceRegistry) -> None:
     impl = PLAN.format(name="exported", value=1) + PLAN.format(name="hidden", value=2)
     name = package({"__init__.py": init, "impl.py": impl + "__all__ = ['exported']\n"})
     assert PlanContext.load([name], registry).plan_names == ["exported"]
-    reloaded = PlanContext.load([name, f"{name}.impl"], registry, reload=True)
-    assert reloaded.plan_names == ["exported"]
-    reloaded = PlanContext.load(["plans", "plans.standard"], registry, reload=True)
-    assert reloaded.plan_names == STANDARD
-    package({"__init__.py": "__all__ = ['missing']\n"})
+    assert PlanContext.load([name, f"{name}.impl"], registry).plan_names == ["exported"]
+    assert set(STANDARD) <= set(PlanContext.load(["plans", "plans.standard"], registry).plan_names)
+
+
+def test_undefined_names_in_all_are_refused(package: Writer, registry: DeviceRegistry) -> None:
+    name = package({"__init__.py": "__all__ = ['missing']\n"})
     with pytest.raises(PlanLoadError, match=f"{name}.*missing"):
-        PlanContext.load([name], registry, reload=True)
+        PlanContext.load([name], registry)
 
 
-def test_broken_module_keeps_the_old_context(package: Writer, registry: DeviceRegistry) -> None:
-    name = package({"__init__.py": "", "a.py": PLAN.format(name="first", value=1)})
-    ctx = PlanContext.load([name], registry)
-    package({"a.py": "def first(:\n"})
+def test_a_module_that_cannot_be_imported_is_named(package: Writer, registry: DeviceRegistry) -> None:
+    name = package({"__init__.py": "", "a.py": "def first(:\n"})
     with pytest.raises(PlanLoadError, match=rf"'{name}\.a'.*SyntaxError"):
-        PlanContext.load([name], registry, reload=True)
-    package({"a.py": PLAN.format(name="first", value=1)})
-    package({"b.py": "raise RuntimeError('broken on purpose')\n"})
+        PlanContext.load([name], registry)
+    package({"a.py": PLAN.format(name="first", value=1), "b.py": "raise RuntimeError('broken on purpose')\n"})
     with pytest.raises(PlanLoadError, match=rf"'{name}\.b'.*RuntimeError: broken on purpose"):
-        PlanContext.load([name], registry, reload=True)
-    assert next(ctx.build_plan("first", {})).args == (1,)
+        PlanContext.load([name], registry)
     with pytest.raises(PlanLoadError, match="'no_such_module'.*ModuleNotFoundError"):
         PlanContext.load(["no_such_module"], registry)
 
