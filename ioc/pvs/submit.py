@@ -76,7 +76,7 @@ class SubmitPVs(PVGroup):
             await write_text(self.message, str(error))
             await ioc.record_error(f"{command}: {type(error).__name__}: {error}")
             raise Refused(error) from None
-        # Before any await: the task may end quickly.
+        # Before any await (the task may even have ended already: the future is then done).
         ended = ioc.view.task_end(task.task_id) if wait else None
         await self.task_id.write(task.task_id)
         await self.status.write(SubmitStatus.ACCEPTED)

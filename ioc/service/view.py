@@ -95,9 +95,18 @@ class WorkerView:
 
     def task_end(self, task_id: str) -> asyncio.Future[TaskOutcome | None]:
         """A future of how `task_id` ends (None: removed before it ran), for a `RUN`
-        (create it on the loop that applies the reports).
+        (create it on the loop that applies the reports). A task may have ended, and its
+        PVs been written, before its `RUN` asks: the future is then done already.
         """
-        return self._ends.setdefault(task_id, asyncio.get_running_loop().create_future())
+        end = self._ends.get(task_id)
+        if end is None:
+            end = asyncio.get_running_loop().create_future()
+            finished = next((o for o in reversed(self.history) if o.task.task_id == task_id), None)
+            if finished is not None:
+                end.set_result(finished)
+            else:
+                self._ends[task_id] = end
+        return end
 
     def apply(self, report: Report) -> None:
         """Take one report of the service into account."""

@@ -134,10 +134,16 @@ def test_mv_ends_when_the_motor_has_arrived(ioc, sim, ca_context, names):
     assert sim_get(sim, "M2.RBV") == pytest.approx(0, abs=1e-6)
 
 
-def test_the_counter_counts_nothing_without_beam(ioc, sim, ca_context, state_dir, names):
-    sim_put(sim, "RING:CURRENT", 0)  # beam dump
+def test_a_beam_dump_suspends_a_count_until_the_beam_is_back(ioc, sim, ca_context, state_dir, names):
+    """db/devices-epics.yaml declares a floor of 10 mA on the ring current."""
+    sim_put(sim, "RING:CURRENT", 0)  # beam dump before the task starts: it waits
     try:
-        run_task(ca_context, ioc, "count", detectors=[names["counter"]], num=2)
+        task_id = submit(ca_context, ioc, request("count", detectors=[names["counter"]], num=2))
+        wait_for(lambda: caget_str(ioc.pv("STATE")) == "SUSPENDING", 20, message="SUSPENDING")
+        assert caget_str(ioc.pv("SUSPEND:ACTIVE")) == "Yes"
+        assert caget_str(ioc.pv("SUSPEND:REASON")).startswith("beam: ring_current 0")
     finally:
         sim_put(sim, "RING:CURRENT", 500)
-    assert [event[names["counts"]] for event in events(ioc, state_dir)] == [0, 0]
+    assert wait_finished(ca_context, ioc, task_id, timeout=30) == "Success"
+    assert caget_str(ioc.pv("SUSPEND:ACTIVE")) == "No"
+    assert [event[names["counts"]] for event in events(ioc, state_dir)] == [COUNTS, COUNTS]

@@ -85,3 +85,16 @@ def test_run_waits_end_with_the_outcome_or_none_when_removed() -> None:
         assert done_end.result() is report.outcome
 
     asyncio.run(scenario())
+
+
+def test_a_run_that_asks_after_its_task_ended_gets_the_outcome_at_once() -> None:
+    async def scenario() -> None:
+        view = WorkerView()
+        quick = task()
+        report = ended(quick, TaskResult.SUCCESS)
+        view.apply(report)  # the task ran and ended before its RUN putter asked
+        view.release(report.outcome)
+        end = view.task_end(quick.task_id)
+        assert end.done() and end.result() is report.outcome
+
+    asyncio.run(scenario())
