@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
@@ -107,19 +108,31 @@ class Circuit(VirtualCircuit):
     def __init__(self, circuit: ca.VirtualCircuit, client: Any, context: Any) -> None:
         super().__init__(circuit, client, context)
         self.subscriptions = CircuitSubscriptions()
-        self._backlog: dict[int, Update] = {}  # subscription id -> latest update
+        self._backlog: dict[int, deque[Update]] = {}  # subscription id -> its unsent updates
+        self._order: deque[int] = deque()  # subscription ids in the order updates were posted
+        self._sending = False  # a write to the client is under way (it may not be reading)
         self._posted = asyncio.Event()
         self._sent = asyncio.Event()  # set while every posted update has been written
         self._sent.set()
 
     def post(self, sub: Subscription, command: ca.EventAddResponse) -> None:
-        """Queue an update for sending, replacing an unsent one of the same subscription.
-        Never waits: the loop that fans updates out to every client calls this.
+        """Queue an update for sending, in the order of posting. Never waits: the loop that
+        fans updates out to every client calls this. A client that keeps up gets every
+        update (up to the PV's backlog per subscription); one that does not read, or has
+        turned events off, keeps only the latest update of each subscription.
         """
-        if self._live(sub):
-            self._backlog[sub.subscriptionid] = (sub, command)
-            self._sent.clear()
-            self._posted.set()
+        if not self._live(sub):
+            return
+        queue = self._backlog.get(sub.subscriptionid)
+        if queue is None:
+            queue = self._backlog[sub.subscriptionid] = deque(maxlen=sub.db_entry.max_subscription_backlog)
+        if queue and (self._sending or not self.events_on.is_set()):
+            queue.clear()  # behind: only the latest value matters, in the place it had
+        else:
+            self._order.append(sub.subscriptionid)
+        queue.append((sub, command))
+        self._sent.clear()
+        self._posted.set()
 
     async def sent(self, timeout: float) -> None:
         """Return once every update posted so far has been written to this client (or its
@@ -164,20 +177,35 @@ class Circuit(VirtualCircuit):
                 await self._posted.wait()
                 await self.events_on.wait()
                 self._posted.clear()
-                batch, self._backlog = self._backlog, {}
-                for chunk in _chunks(batch.values()):
+                batch = self._take_posted()
+                for chunk in _chunks(batch):
                     # Checked right before sending (no await in between): no update may
-                    # follow its subscription's cancel, and a newer one waits its turn.
-                    current = [command for sub, command in chunk
-                               if self._live(sub) and sub.subscriptionid not in self._backlog]
+                    # follow its subscription's cancel.
+                    current = [command for sub, command in chunk if self._live(sub)]
                     if current:
-                        await self.send(*current)
+                        self._sending = True
+                        try:
+                            await self.send(*current)
+                        finally:
+                            self._sending = False
                 if not self._backlog:
                     self._sent.set()
         except DisconnectedCircuit:
             await self._on_disconnect()
             self.circuit.disconnect()
             await self.context.circuit_disconnected(self)
+
+    def _take_posted(self) -> list[Update]:
+        """The unsent updates, in the order they were posted."""
+        order, self._order = self._order, deque()
+        taken = []
+        for subscriptionid in order:
+            queue = self._backlog.get(subscriptionid)
+            if queue:  # an update dropped as old news leaves its place empty
+                taken.append(queue.popleft())
+                if not queue:
+                    del self._backlog[subscriptionid]
+        return taken
 
     def _live(self, sub: Subscription) -> bool:
         """Whether `sub` is (still) a subscription of this circuit: ids may be reused."""
@@ -219,6 +247,7 @@ class Circuit(VirtualCircuit):
     async def _on_disconnect(self) -> None:
         await super()._on_disconnect()
         self._backlog.clear()
+        self._order.clear()
 
 
 writing_circuit: contextvars.ContextVar[Circuit] = contextvars.ContextVar("writing_circuit")
