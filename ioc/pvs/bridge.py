@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,15 +25,18 @@ Update = tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]
 STREAM_INTERVAL = 0.1  # seconds: a fast stream posts at most 10 updates a second
 
 class LoopBridge:
-    """A service listener that never blocks its caller: each report is queued with
-    `call_soon_threadsafe` and applied to the PVs by one task, in arrival order.
-    Fast streams are posted at a bounded rate, keeping only their latest update.
+    """A service listener that never blocks its caller: reports are queued and applied to
+    the PVs by one task, in arrival order; the loop is woken (`call_soon_threadsafe`) once
+    per batch of reports that arrived while it was busy, not once per report. Fast
+    streams are posted at a bounded rate, keeping only their latest update.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, ioc: BlueskyIOC) -> None:
         self._loop = loop
         self._ioc = ioc
-        self._updates: asyncio.Queue[Update | asyncio.Future[None]] = asyncio.Queue()
+        self._pending: deque[Update | asyncio.Future[None]] = deque()  # under the lock
+        self._woken = False  # under the lock: the loop has been told of pending items
+        self._wake = asyncio.Event()  # set on the loop only
         self._lock = threading.Lock()
         self._held: dict[str, Update] = {}  # stream -> its latest update, held back
         self._next_post: dict[str, float] = {}  # stream -> when it may post again
@@ -41,15 +45,20 @@ class LoopBridge:
     async def _run(self) -> None:
         """Apply updates for as long as the server runs."""
         while True:
-            update = await self._updates.get()
-            if isinstance(update, asyncio.Future):
-                update.set_result(None)
-                continue
-            apply, args = update
-            try:
-                await apply(*args)
-            except Exception:  # one bad update must not stop the PVs from moving
-                log.exception("could not show %s%r", apply.__name__, args)
+            await self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                batch, self._woken = list(self._pending), False
+                self._pending.clear()
+            for update in batch:
+                if isinstance(update, asyncio.Future):
+                    update.set_result(None)
+                    continue
+                apply, args = update
+                try:
+                    await apply(*args)
+                except Exception:  # one bad update must not stop the PVs from moving
+                    log.exception("could not show %s%r", apply.__name__, args)
 
     async def settled(self) -> None:
         """Return once every report posted before this call has been applied (held-back
@@ -62,7 +71,11 @@ class LoopBridge:
         await barrier
 
     def _enqueue(self, item: Update | asyncio.Future[None]) -> None:
-        self._loop.call_soon_threadsafe(self._updates.put_nowait, item)
+        """Queue `item` (lock held); wake the loop unless it has been woken already."""
+        self._pending.append(item)
+        if not self._woken:
+            self._woken = True
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     def _post(self, apply: Callable[..., Awaitable[None]], *args: Any) -> None:
         with self._lock:
