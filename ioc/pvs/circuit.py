@@ -39,6 +39,7 @@ from caproto.server.common import (
     SubscriptionSpec,
 )
 
+STALLED = 0.5  # seconds a write to a client may wait before it counts as not reading
 MAX_HELD_REPLIES = 256  # replies held back while more commands wait, at most
 
 Entry = tuple[SubscriptionSpec, Subscription]
@@ -110,7 +111,7 @@ class Circuit(VirtualCircuit):
         self.subscriptions = CircuitSubscriptions()
         self._backlog: dict[int, deque[Update]] = {}  # subscription id -> its unsent updates
         self._order: deque[int] = deque()  # subscription ids in the order updates were posted
-        self._sending = False  # a write to the client is under way (it may not be reading)
+        self._sending_since: float | None = None  # loop time a write to the client began
         self._posted = asyncio.Event()
         self._sent = asyncio.Event()  # set while every posted update has been written
         self._sent.set()
@@ -126,7 +127,7 @@ class Circuit(VirtualCircuit):
         queue = self._backlog.get(sub.subscriptionid)
         if queue is None:
             queue = self._backlog[sub.subscriptionid] = deque(maxlen=sub.db_entry.max_subscription_backlog)
-        if queue and (self._sending or not self.events_on.is_set()):
+        if queue and (self._stalled() or not self.events_on.is_set()):
             queue.clear()  # behind: only the latest value matters, in the place it had
         else:
             self._order.append(sub.subscriptionid)
@@ -183,17 +184,24 @@ class Circuit(VirtualCircuit):
                     # follow its subscription's cancel.
                     current = [command for sub, command in chunk if self._live(sub)]
                     if current:
-                        self._sending = True
+                        self._sending_since = asyncio.get_running_loop().time()
                         try:
                             await self.send(*current)
                         finally:
-                            self._sending = False
+                            self._sending_since = None
                 if not self._backlog:
                     self._sent.set()
         except DisconnectedCircuit:
             await self._on_disconnect()
             self.circuit.disconnect()
             await self.context.circuit_disconnected(self)
+
+    def _stalled(self) -> bool:
+        """Whether a write to the client has waited `STALLED` seconds (it stopped reading);
+        a write that waits a moment for a big burst to drain is not a stall.
+        """
+        since = self._sending_since
+        return since is not None and asyncio.get_running_loop().time() - since > STALLED
 
     def _take_posted(self) -> list[Update]:
         """The unsent updates, in the order they were posted."""
