@@ -4,7 +4,9 @@
 PVs, after the prefix (default `SIM:`):
 
 - `M1`, `M2`: motor records (every field ophyd's `EpicsMotor` and ophyd-async's `Motor`
-  use). A put to `.VAL` moves the motor at `.VELO` and completes when the move has ended;
+  use). A put to `.VAL` moves the motor at `.VELO` and completes when the move has ended,
+  after the final `.RBV` and `.DMOV` have gone out to the writer's monitors, as a motor
+  record's do (a device that keeps a monitor on `.RBV` reads where the motor arrived);
   `.STOP` ends it where it is; a put outside `.LLM`..`.HLM` is refused. `.DMOV`, `.MOVN`,
   `.TDIR`, `.RBV`, `.DRBV` follow the motion; other fields are served, not simulated.
 - `DET`: a Gaussian peak of M1's position (`DET:CENTER`, `DET:SIGMA`, `DET:IMAX`).
@@ -12,6 +14,10 @@ PVs, after the prefix (default `SIM:`):
   `COUNTER:COUNTS` then holds the counts, proportional to `RING:CURRENT` (0 with the
   `SHUTTER` closed): an incident-beam monitor.
 - `RING:CURRENT` (mA, writable: dump the beam with 0) and `SHUTTER` (`Closed`/`Open`).
+
+It is served by the IOC's own CA server (`ioc.pvs.Server`): caproto's sends a put's
+completion at once and monitor updates a moment later, through its subscription loops.
+It listens on `EPICS_CAS_SERVER_PORT` like any CA server.
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ from caproto.server import (
     SubGroup,
     ioc_arg_parser,
     pvproperty,
-    run,
 )
 from caproto.server.records import MotorFields
+
+from ioc.pvs import Server, quiet_caproto_logs
+from ioc.pvs.circuit import updates_sent
 
 TICK = 0.05  # seconds between two position updates of a moving motor
 COUNTS_PER_MA_S = 100.0  # counter rate per mA of ring current, shutter open
@@ -88,7 +96,9 @@ class SimMotor(PVGroup):
 
     @motor.putter
     async def motor(self, instance: PvpropertyData, value: float) -> float:
-        """Move to `value` (caproto has checked the limits); complete when stopped."""
+        """Move to `value` (caproto has checked the limits); complete when stopped, once the
+        writer has been sent the final `.RBV` and `.DMOV`.
+        """
         await instance.write(value, verify_value=False)  # VAL shows the target while moving
         await self.fields.dial_desired_value.write(value - self.fields.user_offset.value)
         ended = asyncio.get_running_loop().create_future()
@@ -96,6 +106,7 @@ class SimMotor(PVGroup):
         self._target = value
         self._go.set()
         await ended
+        await updates_sent()
         return instance.value  # the target, or where STOP left the motor
 
     @motor.fields.stop.putter
@@ -258,7 +269,14 @@ class SimBeamline(PVGroup):
 def main() -> None:
     """Serve the simulated beamline (caproto's standard options: --prefix, --list-pvs...)."""
     ioc_options, run_options = ioc_arg_parser(default_prefix="SIM:", desc=SimBeamline.__doc__)
-    run(SimBeamline(**ioc_options).pvdb, **run_options)
+    quiet_caproto_logs()
+    pvdb = SimBeamline(**ioc_options).pvdb
+
+    async def serve() -> None:
+        server = Server(pvdb, run_options["interfaces"])  # made in the loop it serves from
+        await server.run(log_pv_names=run_options["log_pv_names"])
+
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ def build(settings: Settings) -> WorkerService:
     """A service ready to start; raises `StoreError` if the state directory is unusable
     (`TiledUnavailable`, a `StoreError`: --tiled-url without the extra).
     """
-    run_store: list[Sink] = [RunFiles(settings.state_dir / RUNS)]
+    run_files = RunFiles(settings.state_dir / RUNS)
+    run_store: list[Sink] = [run_files]
     if settings.tiled_url:
         run_store.append(tiled_sink(settings.tiled_url, settings.tiled_api_key))
-    return WorkerService(
-        settings, store=StateStore.in_directory(settings.state_dir), run_store=run_store
-    )
+    store = StateStore.in_directory(settings.state_dir)
+    return WorkerService(settings, store=store, run_store=run_store, run_files=run_files)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..models import to_json
+from .open_runs import FAIL, OpenRuns
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,9 @@ class DocumentWriter:
 
 
 class RunFiles:
-    """A sink writing each run to <directory>/<start uid>.jsonl, one `{"name", "doc"}` per line.
+    """A sink writing each run to <directory>/<start uid>.jsonl, one `[name, doc]` JSON array
+    per line: the bluesky ecosystem's JSONL, as suitcase-jsonl writes it and databroker's
+    JSONL catalog reads it.
 
     Documents of a run whose file could not be opened, or of an unknown run, are skipped.
     """
@@ -138,17 +141,34 @@ class RunFiles:
         if file is None:
             return
         try:
-            file.write(to_json({"name": name, "doc": doc}) + "\n")
+            file.write(_line(name, doc))
             file.flush()
         finally:
             if name == "stop":
                 file.close()
 
+    def close_cut_short(self, run: str, reason: str, at: float) -> dict[str, Any] | None:
+        """Append to the file of `run`, which a crash cut short, the stop document it never
+        got (`exit_status` fail, `reason`, written at `at`), after cutting off a line the
+        crash tore; return that document. None if the file is missing or has its stop.
+        """
+        try:
+            with open(_path(self._directory, run), "r+b") as file:
+                documents, whole = _parse(file.read())
+                stops = OpenRuns().feed(documents).close(reason, FAIL, at)
+                if stops:
+                    file.seek(whole)
+                    file.truncate()
+                    file.write(_line("stop", stops[0]).encode("utf-8"))
+        except FileNotFoundError:
+            return None
+        return stops[0] if stops else None
+
     def _open(self, run: str) -> None:
         self._files[run] = None
         self._last_run = run
         self._directory.mkdir(parents=True, exist_ok=True)
-        self._files[run] = open(self._directory / f"{run}.jsonl", "w", encoding="utf-8")
+        self._files[run] = open(_path(self._directory, run), "w", encoding="utf-8")
 
     def _run_for(self, name: str, doc: dict) -> str | None:
         if name == "start":
@@ -173,11 +193,31 @@ def run_uids(directory: Path) -> list[str]:
 
 def read_run(directory: Path, uid: str) -> list[tuple[str, dict]]:
     """The documents of one run, in order; a torn last line (crash mid-write) is skipped."""
-    *lines, tail = (Path(directory) / f"{uid}.jsonl").read_text(encoding="utf-8").split("\n")
-    pairs = [json.loads(line) for line in lines]
-    with suppress(json.JSONDecodeError):
-        pairs.append(json.loads(tail))
-    return [(pair["name"], pair["doc"]) for pair in pairs]
+    return _parse(_path(Path(directory), uid).read_bytes())[0]
+
+
+def _path(directory: Path, uid: str) -> Path:
+    return directory / f"{uid}.jsonl"
+
+
+def _line(name: str, doc: dict) -> str:
+    """One line of a run file."""
+    return to_json([name, doc]) + "\n"
+
+
+def _parse(data: bytes) -> tuple[list[tuple[str, dict]], int]:
+    """The documents of a run file's bytes, from its whole lines, and the length of those
+    lines (what follows the last newline is a line torn by a crash mid-write).
+    """
+    whole = data.rfind(b"\n") + 1
+    documents = []
+    for number, line in enumerate(data[:whole].decode("utf-8").split("\n")[:-1], start=1):
+        match json.loads(line):
+            case [str() as name, dict() as doc]:
+                documents.append((name, doc))
+            case _:
+                raise ValueError(f"line {number} is not a [name, doc] array")
+    return documents, whole
 
 
 def to_jsonable(value: Any) -> Any:

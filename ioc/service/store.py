@@ -125,15 +125,11 @@ class StateStore:
                 row = db.execute("SELECT task_id, started, task FROM running").fetchone()
                 if row is not None:
                     task = _task_from_dict(json.loads(row[2]))
-                    runs = db.execute(
-                        "SELECT run_uid FROM running_runs WHERE task_id = ? ORDER BY rowid",
-                        (task.task_id,),
-                    ).fetchall()
                     alive = self._fact(db, ALIVE)
                     finished = alive if alive is not None and alive >= row[1] else time.time()
                     interrupted = TaskOutcome(
                         task, TaskResult.FAILED, row[1], finished,
-                        run_uids=tuple(uid for (uid,) in runs), error=INTERRUPTED,
+                        run_uids=self._run_uids(db, task.task_id), error=INTERRUPTED,
                     )  # fmt: skip
                     db.execute("DELETE FROM running")
                     db.execute("DELETE FROM running_runs")
@@ -181,6 +177,11 @@ class StateStore:
             db.execute("INSERT INTO running_runs VALUES (?, ?)", (task_id, run_uid))
             self._set_fact(db, SCAN_ID, scan_id)
 
+    def run_uids(self, task_id: str) -> tuple[str, ...]:
+        """The uids of the runs the running task `task_id` has opened, in order."""
+        with self._guard() as db:
+            return self._run_uids(db, task_id)
+
     def beat(self) -> None:
         """Note that the IOC is alive now (the end time of a task a crash interrupts)."""
         with self._guard() as db, db:
@@ -190,6 +191,13 @@ class StateStore:
         """The scan id of the newest run (0 before the first)."""
         with self._guard() as db:
             return int(self._fact(db, SCAN_ID) or 0)
+
+    @staticmethod
+    def _run_uids(db: sqlite3.Connection, task_id: str) -> tuple[str, ...]:
+        rows = db.execute(
+            "SELECT run_uid FROM running_runs WHERE task_id = ? ORDER BY rowid", (task_id,)
+        ).fetchall()
+        return tuple(uid for (uid,) in rows)
 
     @staticmethod
     def _fact(db: sqlite3.Connection, name: str) -> float | None:

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Any
 
 from ..config import Settings
@@ -44,8 +45,9 @@ from ..models import (
     parse_request,
 )
 from .commands import Commands, holding
+from .open_runs import ABORT, FAIL, OpenRuns
 from .queue import QueueClosed, TaskQueue
-from .runstore import DocumentWriter, Sink
+from .runstore import DocumentWriter, RunFiles, Sink
 from .store import StateStore, StoreError, fresh_copy
 from .supervisor import Supervisor
 
@@ -90,15 +92,23 @@ class WorkerService:
     """
 
     def __init__(
-        self, settings: Settings, *, store: StateStore, run_store: Sequence[Sink] = ()
+        self,
+        settings: Settings,
+        *,
+        store: StateStore,
+        run_store: Sequence[Sink] = (),
+        run_files: RunFiles | None = None,
     ) -> None:
         """A service over `store`: pending tasks found there wait, with the queue on hold.
         Every document goes to each of the `run_store` sinks, on a writer thread of its own.
+        The runs of a task a crash interrupted get their stop documents in `run_files`.
         """
         self._settings = settings
         self._store = store
         self._listeners: list[Listener] = []
         self.recovery = store.recover()
+        if self.recovery.interrupted is not None and run_files is not None:
+            _close_cut_short(run_files, self.recovery.interrupted)
         self.queue = TaskQueue(
             self._queue_changed,
             enabled=not self.recovery.pending,  # nothing moves until an operator says Run
@@ -124,6 +134,7 @@ class WorkerService:
         self._runner = threading.Thread(target=self._run_tasks, name="task-runner", daemon=True)
         # One writer thread per sink: a slow Tiled server never holds up the run files.
         self._writers = [DocumentWriter([sink], self._store_failed) for sink in run_store]
+        self._open_runs = OpenRuns()  # the runs of the running task that have not stopped
         self._worker_state = WorkerState.UNKNOWN
         self._suspended = False  # a suspender holds the running task
         self._shutting_down = False
@@ -255,8 +266,7 @@ class WorkerService:
             self._tell(ShownState(self.state))
             return
         if isinstance(report, DocumentEmitted):
-            for writer in self._writers:
-                writer(report.name, report.doc)
+            self._store_document(report)
             running = self.supervisor.running
             if report.name == "start" and running is not None:
                 self._keep(self._store.run_opened, running.task_id, report.doc["uid"],
@@ -265,10 +275,14 @@ class WorkerService:
 
     def _task_ended(self, outcome: TaskOutcome, died: bool) -> None:
         """Record how the running task ended; a task cut short by a worker's death or by the
-        shutdown goes again, first in the queue.
+        shutdown goes again, first in the queue. A task whose worker was killed or died keeps
+        the uids of the runs it opened, as after a crash.
         """
         again = died or (self._shutting_down and outcome.result is TaskResult.ABORTED)
+        self._close_open_runs(outcome)
         try:
+            if not outcome.run_uids:
+                outcome = replace(outcome, run_uids=self._store.run_uids(outcome.task.task_id))
             self._store.finish(outcome)
             if again:
                 self.queue.put_first(fresh_copy(outcome.task))
@@ -277,6 +291,22 @@ class WorkerService:
         if died or (outcome.result in FAILURES and not self._settings.continue_on_error):
             self.queue.set_enabled(False)
         self._tell(TaskFinished(outcome))
+
+    def _store_document(self, report: DocumentEmitted) -> None:
+        self._open_runs(report.name, report.doc)
+        for writer in self._writers:
+            writer(report.name, report.doc)
+
+    def _close_open_runs(self, outcome: TaskOutcome) -> None:
+        """Stop the runs the task left open (its worker died or was killed), as bluesky
+        would have: `exit_status` abort for a halt or abort, fail otherwise.
+        """
+        exit_status = ABORT if outcome.result in (TaskResult.ABORTED, TaskResult.HALTED) else FAIL
+        reason = outcome.error or "the task ended without stopping this run"
+        for stop in self._open_runs.close(reason, exit_status):
+            report = DocumentEmitted("stop", stop)
+            self._store_document(report)
+            self._tell(report)
 
     def _keep(self, write: Callable[..., None], *args: Any) -> None:
         """Write to the state database; a failure is reported, never raised."""
@@ -325,3 +355,14 @@ class WorkerService:
                 listener(report)
             except Exception:  # a listener's fault never stops the service
                 log.exception("a listener failed on %r", report)
+
+
+def _close_cut_short(run_files: RunFiles, interrupted: TaskOutcome) -> None:
+    """Give the runs of the `interrupted` task that have no stop document theirs, written
+    when the IOC was last known alive; a run file that cannot be read is logged.
+    """
+    for uid in interrupted.run_uids:
+        try:
+            run_files.close_cut_short(uid, interrupted.error or "", interrupted.finished)
+        except (OSError, ValueError) as error:
+            log.error("run store: cannot close run %s: %s: %s", uid, type(error).__name__, error)

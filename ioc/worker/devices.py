@@ -21,6 +21,8 @@ import ophyd_async.core
 import yaml
 from ophyd.ophydobj import OphydObject
 
+from .device_kinds import is_kind
+
 logger = logging.getLogger(__name__)
 
 PROTOCOLS: tuple[type, ...] = (
@@ -95,7 +97,7 @@ class DeviceRegistry:
             {
                 "name": e.name,
                 "class": e.class_path,
-                "protocols": [p.__name__ for p in PROTOCOLS if isinstance(e.device, p)],
+                "protocols": [p.__name__ for p in PROTOCOLS if is_kind(e.device, p)],
                 "available": e.device is not None,
                 "error": e.error,
             }

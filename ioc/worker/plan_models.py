@@ -25,6 +25,7 @@ from pydantic_core import (
 )
 
 from ..errors import DEVICE_ERROR_TYPE
+from .device_kinds import is_kind
 
 _MODEL_CONFIG = ConfigDict(extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
@@ -71,14 +72,14 @@ class DeviceField:
     def fitting_names(self) -> list[str]:
         """Sorted names of the available devices that are a `kind`."""
         available = self.devices.available()
-        return sorted(name for name, device in available.items() if isinstance(device, self.kind))
+        return sorted(name for name, device in available.items() if is_kind(device, self.kind))
 
     def check(self, name: str) -> DeviceName:
         """`name` as a `DeviceName` if it names a fitting device, else a pydantic error."""
         available = self.devices.available()
         if name in available:
             device = available[name]
-            if isinstance(device, self.kind):
+            if is_kind(device, self.kind):
                 return DeviceName(name)
             kind = self.kind.__name__
             _fail(f"device {name!r} ({type(device).__name__}) is not {kind}; {self._expected()}")

@@ -13,9 +13,12 @@ from ioc.service.runstore import read_run
 from tests.integration.harness import (
     REPO_ROOT,
     IocProcess,
+    ManagedProcess,
     caget_str,
+    caput_text,
     epics_env,
     free_port,
+    pv_answers,
     run_ca,
     search_also,
     session_ports,
@@ -36,17 +39,30 @@ FLAVOURS = {
 }  # fmt: skip
 
 
+def start_sim(env: dict[str, str], log_dir, *options) -> ManagedProcess:
+    """scripts/sim-beamline.sh with `options`, once SIM:M1.RBV answers a client of `env`."""
+    return start_process(
+        [REPO_ROOT / "scripts" / "sim-beamline.sh", *options], name="sim-beamline", env=env,
+        ca_server=True, ready_pv="SIM:M1.RBV", log_dir=log_dir,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def sim(ca_repeater, tmp_path_factory):
-    """The simulated beamline, on its own free port."""
+    """The simulated beamline, on the free port EPICS_CAS_SERVER_PORT names, as any CA server."""
     port = free_port(exclude=session_ports())
-    proc = start_process(
-        [REPO_ROOT / "scripts" / "sim-beamline.sh", "--port", port], name="sim-beamline",
-        env=epics_env(port, session_ports()[1]), ca_server=True, ready_pv="SIM:M1.RBV",
-        log_dir=tmp_path_factory.mktemp("sim-logs"),
-    )  # fmt: skip
+    proc = start_sim(epics_env(port, session_ports()[1]), tmp_path_factory.mktemp("sim-logs"))
     yield proc
     proc.stop()
+
+
+def test_the_sim_listens_where_the_environment_says_and_port_wins(sim, tmp_path):
+    assert pv_answers("SIM:M1.RBV", env=sim.env_overrides)  # started with no --port
+    env_port = free_port(exclude={*session_ports(), sim.port})
+    port = free_port(exclude={*session_ports(), sim.port, env_port})
+    env = {**epics_env(port, session_ports()[1]), "EPICS_CAS_SERVER_PORT": str(env_port)}
+    other = start_sim(env, tmp_path, "--port", str(port))  # a client of `env` searches `port`
+    other.stop()
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +126,32 @@ def test_a_scan_reads_the_peak_where_the_motor_is(ioc, sim, ca_context, state_di
         assert event[names["counts"]] == COUNTS
     peak = max(data, key=lambda event: event[names["det"]])
     assert peak[names["m1"]] == pytest.approx(center, abs=1e-6)
+
+
+def test_a_motor_reads_the_position_it_was_moved_to_at_every_point(ioc, sim, ca_context, state_dir, names):
+    """A motor record posts the final RBV and DMOV before it completes the VAL put: a device
+    that monitors RBV (ophyd-async's Motor in a scan) reads where the motor arrived.
+    """
+    run_task(ca_context, ioc, "scan", detectors=[names["det"]], motor=names["m1"], start=0, stop=1, num=11)
+    positions = [event[names["m1"]] for event in events(ioc, state_dir)]
+    assert positions == pytest.approx([point / 10 for point in range(11)], abs=1e-6)
+
+
+def test_read_only_signals_are_not_offered_to_move_nor_moved(ioc, ca_context):
+    """db/devices-epics.yaml's `det`, `ring_current` (ophyd EpicsSignalRO) and `async_det`
+    (ophyd-async epics_signal_r) are readable, not movable."""
+    plans = {plan["name"]: plan for plan in json.loads(caget_str(ioc.pv("PLANS"), env={"EPICS_CA_MAX_ARRAY_BYTES": "1000000"}))}
+    movable = plans["mv"]["schema"]["properties"]["motor"]["enum"]
+    assert {"m1", "m2", "async_m1", "async_m2"} <= set(movable)
+    assert not {"det", "ring_current", "async_det"} & set(movable)
+    assert {"det", "ring_current", "async_det"} <= set(plans["count"]["schema"]["properties"]["detectors"]["items"]["enum"])
+    for name, kind in [("det", "EpicsSignalRO"), ("ring_current", "EpicsSignalRO"), ("async_det", "SignalR")]:
+        proc = caput_text(ioc.pv("SUBMIT"), request("mv", motor=name, position=3), completion=True, wait=10)
+        assert proc.returncode == 1 and "Channel write request failed" in proc.stdout + proc.stderr
+        assert caget_str(ioc.pv("SUBMIT:STATUS")) == "Rejected"
+        assert caget_str(ioc.pv("SUBMIT:MESSAGE")) == (
+            f"params.motor: device {name!r} ({kind}) is not Movable; expected one of {', '.join(movable)}"
+        )
 
 
 def test_a_grid_scan_visits_every_point_and_ends_on_the_last(ioc, sim, ca_context, state_dir, names):

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import random
 import time
+from datetime import datetime
+
+import event_model
+import pytest
 
 from ioc.service.runstore import read_run
 from ioc.service.store import INTERRUPTED, StateStore
@@ -141,3 +145,32 @@ def test_after_a_kill_last_shows_the_interrupted_task_with_its_runs_and_scan_ids
     (after_run,) = json.loads(caget_str(ioc.pv("LAST:RUN_UIDS")))
     scan_ids = [read_run(tmp_path / "runs", uid)[0][1]["scan_id"] for uid in (first_run, open_run, after_run)]
     assert scan_ids == [scan_ids[0], scan_ids[0] + 1, scan_ids[0] + 2], scan_ids
+
+
+def test_a_run_the_crash_cut_short_gets_its_stop_document_at_the_next_start(ioc_factory, ca_context, tmp_path):
+    """kill -9 of the IOC during a scan: at the next start the run file ends with the stop
+    document bluesky would have written (valid per event-model), and the standard JSONL
+    reader sees the run as ended."""
+    from databroker._drivers.jsonl import BlueskyJSONLCatalog
+
+    ioc = ioc_factory(*SAMPLE_PLANS, "--state-dir", tmp_path)
+    # smotor moves at 1 mm/s: 0.5 mm a point, the scan takes about 40 s
+    killed = submit(ca_context, ioc, request("scan", detectors=["sdet"], motor="smotor", start=0, stop=20, num=41))
+    uid = wait_for(lambda: caget_str(ioc.pv("CURRENT:RUN_UID")), 15, message="the run opened")
+    runs = tmp_path / "runs"
+    wait_for(lambda: [name for name, _ in read_run(runs, uid)].count("event") >= 2, 30, message="two events written")
+    ioc.kill()
+    before = read_run(runs, uid)
+    assert before[-1][0] != "stop"
+    ioc.start()
+
+    *documents, (name, stop) = read_run(runs, uid)
+    assert documents == before and name == "stop"
+    event_model.schema_validators[event_model.DocumentNames.stop].validate(stop)
+    assert (stop["run_start"], stop["exit_status"], stop["reason"]) == (uid, "fail", INTERRUPTED)
+    assert stop["num_events"] == {"primary": [name for name, _ in documents].count("event")}
+    (entry, *_) = history(ioc)
+    assert entry["task_id"] == killed and entry["run_uids"] == [uid]
+    assert stop["time"] == pytest.approx(datetime.fromisoformat(entry["finished"]).timestamp(), abs=1e-3)
+    run = BlueskyJSONLCatalog(str(runs / "*.jsonl"))[uid]
+    assert run.metadata["stop"] == stop

@@ -9,8 +9,10 @@ import signal
 import threading
 import time
 
+import event_model
 import pytest
 
+from ioc.service.runstore import read_run
 from tests.integration.harness import caget_str, run_ca, wait_for
 from tests.integration.ioc_client import (
     SAMPLE_PLANS,
@@ -104,6 +106,24 @@ def test_a_worker_that_dies_is_recorded_like_a_crash_and_replaced(how, ioc_facto
     wait_state(ca_context, ioc, "IDLE")
     history = read_json(ca_context, ioc, "HISTORY")
     assert history[0]["task_id"] == task_id and history[0]["result"] == "Failed"
+
+
+def test_the_runs_a_dead_worker_left_open_get_their_stop_document(ioc_factory, ca_context, tmp_path):
+    ioc = ioc_factory(*SAMPLE_PLANS, "--state-dir", tmp_path)
+    old_pid = ioc.worker_pid()
+    task_id = submit(ca_context, ioc, LONG_COUNT)
+    uid = wait_for(lambda: caget_str(ioc.pv("CURRENT:RUN_UID")), 15, message="the run opened")
+    runs = tmp_path / "runs"
+    wait_for(lambda: [name for name, _ in read_run(runs, uid)].count("event") >= 2, 30, message="two events written")
+    os.kill(old_pid, signal.SIGKILL)
+    assert wait_finished(ca_context, ioc, task_id) == "Failed"
+    wait_for(lambda: read_run(runs, uid)[-1][0] == "stop", 10, message="the run file stopped")
+    *documents, (_, stop) = read_run(runs, uid)
+    event_model.schema_validators[event_model.DocumentNames.stop].validate(stop)
+    assert (stop["run_start"], stop["exit_status"]) == (uid, "fail")
+    assert stop["reason"] == "interrupted: the worker process died (signal SIGKILL)"
+    assert stop["num_events"] == {"primary": [name for name, _ in documents].count("event")}
+    assert read_json(ca_context, ioc, "HISTORY")[0]["run_uids"] == [uid]
 
 
 def test_state_is_unknown_while_no_worker_is_up(ioc_factory, ca_context, tmp_path):

@@ -11,7 +11,9 @@ from typing import Any
 import pydantic
 import pytest
 from bluesky import RunEngine
-from ophyd.sim import SynAxis, SynGauss
+from ophyd.signal import DerivedSignal, EpicsSignalRO, Signal, SignalRO
+from ophyd.sim import SynAxis, SynGauss, SynSignalRO
+from ophyd_async.core import soft_signal_r_and_setter, soft_signal_rw
 from ophyd_async.sim import SimMotor
 
 from ioc.errors import RequestError, format_validation_error
@@ -241,6 +243,45 @@ def test_ophyd_async_devices_fit_protocols_and_classes() -> None:
     received = called_with(ctx, "devices", params)
     assert received["motor"] is received["located"] is registry.available()["smotor"]
     assert schema_of(ctx, "devices")["properties"]["motor"]["enum"] == ["motor1", "smotor"]
+
+
+def read_only_registry() -> DeviceRegistry:
+    """A motor and one read-only signal of each kind: ophyd's (their `set` only raises
+    ReadOnlyError) and ophyd-async's (no `set`); beside a writable signal of each.
+    """
+    signal_ro = SignalRO(name="signal_ro")
+    async_ro, _ = soft_signal_r_and_setter(float, name="async_ro")
+    return make_registry({
+        "motor1": SynAxis(name="motor1"),
+        "epics_ro": EpicsSignalRO("NO:SUCH:PV", name="epics_ro"),  # never connected: not needed
+        "signal_ro": signal_ro,
+        "syn_ro": SynSignalRO(func=lambda: 1.0, name="syn_ro"),
+        "derived_ro": DerivedSignal(derived_from=signal_ro, write_access=False, name="derived_ro"),
+        "async_ro": async_ro,
+        "signal": Signal(name="signal"),
+        "async_rw": soft_signal_rw(float, name="async_rw"),
+    })  # fmt: skip
+
+
+READ_ONLY = {"epics_ro": "EpicsSignalRO", "signal_ro": "SignalRO", "syn_ro": "SynSignalRO",
+             "derived_ro": "DerivedSignal", "async_ro": "SignalR"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(READ_ONLY))
+def test_a_read_only_signal_is_not_movable(name: str) -> None:
+    ctx = PlanContext.load(["plans"], read_only_registry())
+    assert refusal(ctx, "mv", {"motor": name, "position": 3}) == (
+        f"params.motor: device {name!r} ({READ_ONLY[name]}) is not Movable;"
+        " expected one of async_rw, motor1, signal"
+    )
+    assert ctx.validate("count", {"detectors": [name]})["detectors"] == [name]  # still Readable
+
+
+def test_the_schema_offers_no_read_only_signal_to_move() -> None:
+    ctx = PlanContext.load(["plans"], read_only_registry())
+    assert schema_of(ctx, "mv")["properties"]["motor"]["enum"] == ["async_rw", "motor1", "signal"]
+    readable = schema_of(ctx, "count")["properties"]["detectors"]["items"]["enum"]
+    assert set(READ_ONLY) <= set(readable)
 
 
 def test_unknown_plan(ctx: PlanContext) -> None:

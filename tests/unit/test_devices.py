@@ -214,3 +214,19 @@ def test_catalog(load: Callable[..., DeviceRegistry]) -> None:
     assert {"Readable", "Movable"} <= set(motor["protocols"])
     assert {"Readable", "Movable", "Locatable", "Stoppable"} <= set(smotor["protocols"])
     assert smotor["class"] == "ophyd_async.sim.SimMotor"
+
+
+def test_catalog_lists_a_read_only_signal_as_readable_not_movable(
+    load: Callable[..., DeviceRegistry],
+) -> None:
+    registry = load(
+        """
+        beam:
+          class: ophyd.signal.SignalRO
+        shutter:
+          class: ophyd.signal.Signal
+        """
+    )
+    protocols = {entry["name"]: set(entry["protocols"]) for entry in registry.catalog()}
+    assert "Readable" in protocols["beam"] and "Movable" not in protocols["beam"]
+    assert {"Readable", "Movable"} <= protocols["shutter"]

@@ -80,6 +80,22 @@ def test_start_and_finish_move_to_history(store: StateStore, path: Path) -> None
     store.close()
 
 
+def test_the_runs_a_running_task_opened(store: StateStore, path: Path) -> None:
+    task, later = make_task("a"), make_task("b")
+    store.start(task)
+    store.run_opened(task.task_id, "run-1", 1)
+    store.run_opened(task.task_id, "run-2", 2)
+    assert store.run_uids(task.task_id) == ("run-1", "run-2")
+    store.finish(outcome(task))
+    assert store.run_uids(task.task_id) == ()
+    store.start(later)
+    store.run_opened(later.task_id, "run-3", 3)
+    store = reopen(store, path)
+    interrupted = store.recover().interrupted
+    assert interrupted is not None and interrupted.run_uids == ("run-3",)
+    store.close()
+
+
 def test_remove(store: StateStore) -> None:
     tasks = [make_task(f"t{i}") for i in range(4)]
     for task in tasks:
