@@ -14,7 +14,7 @@ from .cli import parse_args
 from .config import Settings
 from .messages import Catalog
 from .pvs import BlueskyIOC, Server, apply_access_security, quiet_caproto_logs
-from .service import StoreError, WorkerService, build
+from .service import StateDirInUse, StoreError, WorkerService, build
 
 log = logging.getLogger("ioc")
 
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.acf is not None:
             load_acf(settings.acf)  # refuse to start on a broken file, before anything else
         service = build(settings)
-    except (AcfError, StoreError) as error:
+    except (AcfError, StateDirInUse, StoreError) as error:
         log.error("cannot start: %s", error)
         return 1
     starting = service.start()  # the worker loads while the PVs come up
