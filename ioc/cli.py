@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -20,6 +21,19 @@ restarts if it dies; SIGTERM/SIGINT abort the running task and queue it again.
 EPICS_CA_* / EPICS_CAS_* environment variables are honoured as by any CA server."""
 
 
+def callers_path(text: str) -> Path:
+    """A path option, relative to the caller's working directory, made absolute."""
+    return Path(text).absolute()
+
+
+def program_name() -> str:
+    """How the IOC was started, for the usage line: `BLUESKY_IOC_PROG` (start_ioc.sh sets
+    it), the console script's name, or `python -m ioc`.
+    """
+    script = Path(sys.argv[0]).name
+    return os.environ.get("BLUESKY_IOC_PROG") or ("python -m ioc" if script == "__main__.py" else script)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
     """Settings from the command line (`argv` without the program name)."""
     parser, split_args = template_arg_parser(
@@ -28,13 +42,13 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         argv=list(argv) if argv is not None else None,
         supported_async_libs=["asyncio"],
     )
-    parser.prog = os.environ.get("BLUESKY_IOC_PROG", "python -m ioc")  # start_ioc.sh sets it
+    parser.prog = program_name()
     for action in parser._actions:  # caproto's --prefix says neither what it is nor its default
         if action.dest == "prefix":
             action.help = f"prefix of every PV name (default: {DEFAULT_PREFIX})"
     parser.add_argument(
         "--devices",
-        type=Path,
+        type=callers_path,
         default=DEFAULT_DEVICES,
         metavar="FILE",
         help=f"device database YAML (default: {DEFAULT_DEVICES})",
@@ -48,10 +62,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     )
     parser.add_argument(
         "--state-dir",
-        type=Path,
+        type=callers_path,
         default=DEFAULT_STATE_DIR,
         metavar="DIR",
-        help=f"where the queue, history and run files are kept (default: ./{DEFAULT_STATE_DIR})",
+        help=f"where the queue, history and run files are kept; one IOC at a time owns it "
+        f"(default: {DEFAULT_STATE_DIR})",
     )
     parser.add_argument(
         "--continue-on-error",
@@ -60,7 +75,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         "(default: QUEUE:ENABLE goes to Hold)",
     )
     parser.add_argument(
-        "--acf", type=Path, metavar="FILE", help="EPICS access security file (ACF)"
+        "--acf", type=callers_path, metavar="FILE", help="EPICS access security file (ACF)"
     )
     parser.add_argument(
         "--connect-timeout",
