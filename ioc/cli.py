@@ -15,7 +15,8 @@ from .config import DEFAULT_DEVICES, DEFAULT_PLANS, DEFAULT_PREFIX, DEFAULT_STAT
 DESCRIPTION = """\
 An EPICS IOC that runs bluesky plans. Write a JSON task request to $(P)SUBMIT
 (or $(P)RUN to wait for it with a put-callback); watch $(P)STATE, $(P)STATUS,
-$(P)LAST:RESULT and $(P)ERROR:MESSAGE. The IOC is ready when $(P)HEARTBEAT answers.
+$(P)LAST:RESULT and $(P)ERROR:MESSAGE. $(P)HEARTBEAT answers at once; the IOC is ready
+for tasks when $(P)STATE leaves UNKNOWN (its first worker has loaded).
 Plans and devices run in a worker process of their own ($(P)WORKER:PID), which the IOC
 restarts if it dies; SIGTERM/SIGINT abort the running task and queue it again.
 EPICS_CA_* / EPICS_CAS_* environment variables are honoured as by any CA server."""
