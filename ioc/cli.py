@@ -12,6 +12,25 @@ from caproto.server import template_arg_parser
 
 from .config import DEFAULT_DEVICES, DEFAULT_PLANS, DEFAULT_PREFIX, DEFAULT_STATE_DIR, Settings
 
+ENVIRONMENT = """\
+environment variables (see docs/deploy.md):
+  EPICS_CAS_SERVER_PORT     CA port the IOC serves on (default 5064; UDP search and TCP)
+  EPICS_CAS_INTF_ADDR_LIST  interfaces it listens on (default: all; --interfaces overrides)
+  EPICS_CAS_BEACON_ADDR_LIST, EPICS_CAS_AUTO_BEACON_ADDR_LIST, EPICS_CAS_BEACON_PORT
+                            where its beacons go (port default 5065, the caRepeater's)
+  EPICS_CAS_BEACON_PERIOD, EPICS_CAS_IGNORE_ADDR_LIST
+                            as for any CA server
+  EPICS_CA_ADDR_LIST, EPICS_CA_AUTO_ADDR_LIST, EPICS_CA_SERVER_PORT, EPICS_CA_REPEATER_PORT,
+  EPICS_CA_MAX_ARRAY_BYTES, EPICS_CA_CONN_TMO
+                            how the worker's EPICS devices find and read their PVs
+  BLUESKY_IOC_MAX_POINTS    most points a standard plan takes (default 100000)
+  TILED_API_KEY             API key for --tiled-url (or --tiled-api-key)
+  TILED_RETRY_ATTEMPTS, TILED_RETRY_TIMEOUT
+                            how long the Tiled client retries a server that is down
+  CAPROTO_MAX_SUBSCRIPTION_BACKLOG and the other CAPROTO_* knobs of caproto's server
+  PYTHONPATH                where the modules named by --plans and device classes are found
+  BLUESKY_IOC_PROG          the program name this help shows (start_ioc.sh sets it)"""
+
 DESCRIPTION = """\
 An EPICS IOC that runs bluesky plans. Write a JSON task request to $(P)SUBMIT
 (or $(P)RUN to wait for it with a put-callback); watch $(P)STATE, $(P)STATUS,
@@ -44,6 +63,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         supported_async_libs=["asyncio"],
     )
     parser.prog = program_name()
+    parser.epilog = f"{ENVIRONMENT}\n\n{parser.epilog}"  # caproto's epilog: its version
     for action in parser._actions:  # caproto's --prefix says neither what it is nor its default
         if action.dest == "prefix":
             action.help = f"prefix of every PV name (default: {DEFAULT_PREFIX})"
