@@ -4,6 +4,7 @@ The IOC process never imports bluesky: everything the worker knows comes over th
 pipes as `WorkerReport`s. One reader thread per worker process receives them (so a
 worker that stalls half-way through a message never stalls the CA server), and one
 writer thread sends commands (so a worker that stops reading never blocks a putter).
+A third relays what the worker writes on stdout/stderr to the IOC's log (one format).
 """
 
 from __future__ import annotations
