@@ -12,9 +12,10 @@ from concurrent.futures import Future
 from .access import AcfError, load_acf
 from .cli import parse_args
 from .config import Settings
+from .log_format import configure_logging
 from .messages import Catalog
 from .pvs import BlueskyIOC, Server, apply_access_security, quiet_caproto_logs
-from .service import StoreError, WorkerService, build
+from .service import StateDirInUse, StoreError, WorkerService, build
 
 log = logging.getLogger("ioc")
 
@@ -51,21 +52,27 @@ async def serve(settings: Settings, service: WorkerService, starting: Future[Cat
     return status
 
 
+def log_start(settings: Settings, service: WorkerService) -> None:
+    """Say where the IOC keeps its state and what it loads."""
+    pending = len(service.recovery.pending)
+    held = "; the queue is on Hold until an operator says Run" if pending else ""
+    log.info("state directory %s: %d pending tasks%s", settings.state_dir, pending, held)
+    log.info("loading the devices of %s and the plans of %s", settings.devices, ", ".join(settings.plans))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the IOC; return the process exit status."""
     settings = parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    configure_logging("ioc")
     quiet_caproto_logs()
     try:
         if settings.acf is not None:
             load_acf(settings.acf)  # refuse to start on a broken file, before anything else
         service = build(settings)
-    except (AcfError, StoreError) as error:
+    except (AcfError, StateDirInUse, StoreError) as error:
         log.error("cannot start: %s", error)
         return 1
+    log_start(settings, service)
     starting = service.start()  # the worker loads while the PVs come up
     return asyncio.run(serve(settings, service, starting))
 

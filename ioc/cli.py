@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -11,13 +12,46 @@ from caproto.server import template_arg_parser
 
 from .config import DEFAULT_DEVICES, DEFAULT_PLANS, DEFAULT_PREFIX, DEFAULT_STATE_DIR, Settings
 
+ENVIRONMENT = """\
+environment variables (see docs/deploy.md):
+  EPICS_CAS_SERVER_PORT     CA port the IOC serves on (default 5064; UDP search and TCP)
+  EPICS_CAS_INTF_ADDR_LIST  interfaces it listens on (default: all; --interfaces overrides)
+  EPICS_CAS_BEACON_ADDR_LIST, EPICS_CAS_AUTO_BEACON_ADDR_LIST, EPICS_CAS_BEACON_PORT
+                            where its beacons go (port default 5065, the caRepeater's)
+  EPICS_CAS_BEACON_PERIOD, EPICS_CAS_IGNORE_ADDR_LIST
+                            as for any CA server
+  EPICS_CA_ADDR_LIST, EPICS_CA_AUTO_ADDR_LIST, EPICS_CA_SERVER_PORT, EPICS_CA_REPEATER_PORT,
+  EPICS_CA_MAX_ARRAY_BYTES, EPICS_CA_CONN_TMO
+                            how the worker's EPICS devices find and read their PVs
+  BLUESKY_IOC_MAX_POINTS    most points a standard plan takes (default 100000)
+  TILED_API_KEY             API key for --tiled-url (or --tiled-api-key)
+  TILED_RETRY_ATTEMPTS, TILED_RETRY_TIMEOUT
+                            how long the Tiled client retries a server that is down
+  CAPROTO_MAX_SUBSCRIPTION_BACKLOG and the other CAPROTO_* knobs of caproto's server
+  PYTHONPATH                where the modules named by --plans and device classes are found
+  BLUESKY_IOC_PROG          the program name this help shows (start_ioc.sh sets it)"""
+
 DESCRIPTION = """\
 An EPICS IOC that runs bluesky plans. Write a JSON task request to $(P)SUBMIT
 (or $(P)RUN to wait for it with a put-callback); watch $(P)STATE, $(P)STATUS,
-$(P)LAST:RESULT and $(P)ERROR:MESSAGE. The IOC is ready when $(P)HEARTBEAT answers.
+$(P)LAST:RESULT and $(P)ERROR:MESSAGE. $(P)HEARTBEAT answers at once; the IOC is ready
+for tasks when $(P)STATE leaves UNKNOWN (its first worker has loaded).
 Plans and devices run in a worker process of their own ($(P)WORKER:PID), which the IOC
 restarts if it dies; SIGTERM/SIGINT abort the running task and queue it again.
 EPICS_CA_* / EPICS_CAS_* environment variables are honoured as by any CA server."""
+
+
+def callers_path(text: str) -> Path:
+    """A path option, relative to the caller's working directory, made absolute."""
+    return Path(text).absolute()
+
+
+def program_name() -> str:
+    """How the IOC was started, for the usage line: `BLUESKY_IOC_PROG` (start_ioc.sh sets
+    it), the console script's name, or `python -m ioc`.
+    """
+    script = Path(sys.argv[0]).name
+    return os.environ.get("BLUESKY_IOC_PROG") or ("python -m ioc" if script == "__main__.py" else script)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
@@ -28,13 +62,14 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         argv=list(argv) if argv is not None else None,
         supported_async_libs=["asyncio"],
     )
-    parser.prog = os.environ.get("BLUESKY_IOC_PROG", "python -m ioc")  # start_ioc.sh sets it
+    parser.prog = program_name()
+    parser.epilog = f"{ENVIRONMENT}\n\n{parser.epilog}"  # caproto's epilog: its version
     for action in parser._actions:  # caproto's --prefix says neither what it is nor its default
         if action.dest == "prefix":
             action.help = f"prefix of every PV name (default: {DEFAULT_PREFIX})"
     parser.add_argument(
         "--devices",
-        type=Path,
+        type=callers_path,
         default=DEFAULT_DEVICES,
         metavar="FILE",
         help=f"device database YAML (default: {DEFAULT_DEVICES})",
@@ -48,10 +83,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
     )
     parser.add_argument(
         "--state-dir",
-        type=Path,
+        type=callers_path,
         default=DEFAULT_STATE_DIR,
         metavar="DIR",
-        help=f"where the queue, history and run files are kept (default: ./{DEFAULT_STATE_DIR})",
+        help=f"where the queue, history and run files are kept; one IOC at a time owns it "
+        f"(default: {DEFAULT_STATE_DIR})",
     )
     parser.add_argument(
         "--continue-on-error",
@@ -60,7 +96,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         "(default: QUEUE:ENABLE goes to Hold)",
     )
     parser.add_argument(
-        "--acf", type=Path, metavar="FILE", help="EPICS access security file (ACF)"
+        "--acf", type=callers_path, metavar="FILE", help="EPICS access security file (ACF)"
     )
     parser.add_argument(
         "--connect-timeout",

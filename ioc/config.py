@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+CHECKOUT = Path(__file__).resolve().parents[1]  # the checkout (or install) holding `ioc`
 DEFAULT_PREFIX = "BLUESKY:"
-DEFAULT_DEVICES = Path("db/devices.yaml")
+DEFAULT_DEVICES = CHECKOUT / "db" / "devices.yaml"  # the simulated beamline
 DEFAULT_PLANS = ("plans",)
-DEFAULT_STATE_DIR = Path("state")
+DEFAULT_STATE_DIR = CHECKOUT / "state"
 
 
 @dataclass(frozen=True)

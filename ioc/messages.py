@@ -29,6 +29,19 @@ class Catalog:
         """The plan names, in catalog order."""
         return [plan["name"] for plan in self.plans]
 
+    @property
+    def unavailable(self) -> list[str]:
+        """The names of the devices that could not be built or connected."""
+        return [device["name"] for device in self.devices if not device.get("available", True)]
+
+    def summary(self) -> str:
+        """What was loaded, for the log: `n plans, n devices (n unavailable: ...)`."""
+        loaded = f"{len(self.plans)} plans, {len(self.devices)} devices"
+        down = self.unavailable
+        if down:
+            loaded += f" ({len(down)} unavailable: {', '.join(down)}; RELOAD connects them once they are up)"
+        return loaded
+
 
 # --- worker → IOC ---------------------------------------------------------------------
 @dataclass(frozen=True)

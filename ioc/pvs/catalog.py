@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from caproto import AlarmSeverity, AlarmStatus
 from caproto.server import PVGroup
 
 from ..messages import Catalog
 from ..models import to_json
-from .fields import JSON_BYTES, strings, text, write_text
+from .fields import JSON_BYTES, severity, strings, text, write_text
 
 MAX_PLANS = 256
 
@@ -20,6 +21,16 @@ class CatalogPVs(PVGroup):
 
     async def show(self, catalog: Catalog) -> None:
         """Show `catalog`."""
-        await write_text(self.plans, to_json(catalog.plans))
-        await self.names.write(catalog.plan_names[:MAX_PLANS] or [""])
-        await write_text(self.devices, to_json(catalog.devices))
+        valid = severity(False)
+        await write_text(self.plans, to_json(catalog.plans), **valid)
+        await self.names.write(catalog.plan_names[:MAX_PLANS] or [""], **valid)
+        await write_text(self.devices, to_json(catalog.devices), **valid)
+
+    async def show_none_yet(self) -> None:
+        """Show that no worker has loaded yet: empty, as a record never processed
+        (severity INVALID, status UDF).
+        """
+        undefined = {"severity": AlarmSeverity.INVALID_ALARM, "status": AlarmStatus.UDF}
+        await write_text(self.plans, "", **undefined)
+        await self.names.write([""], **undefined)
+        await write_text(self.devices, "", **undefined)

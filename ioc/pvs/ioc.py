@@ -92,12 +92,16 @@ class BlueskyIOC(PVGroup):
 
     async def show_start(self) -> None:
         """Show what the service starts with: pending queue, history and the last task,
-        status (and the worker, if it is up already).
+        status, and the worker's catalog if it is up already (else the catalog PVs are
+        INVALID/UDF until it is).
         """
         await fill_record_fields(self.pvdb)
         recovery = self.service.recovery
         self.view.recovered(recovery.history, recovery.interrupted)
-        await self.catalog.show(self.service.catalog)
+        if self.service.supervisor.catalog is None:  # the first worker is loading
+            await self.catalog.show_none_yet()
+        else:
+            await self.catalog.show(self.service.catalog)
         await self.worker.show_suspenders(self.service.catalog.suspenders)
         await self.worker.show_process(self.service.supervisor.pid, self.service.supervisor.restarts)
         await self.show(QueueChanged(self.service.queue.snapshot(), self.service.queue.enabled))

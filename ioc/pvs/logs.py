@@ -1,5 +1,6 @@
 """caproto's log made fit for an operator's console (caproto 1.3 logs a traceback per
-refused put and per beacon that finds no listener, and every client connect at INFO).
+refused put and per beacon that finds no listener, and every client connect at INFO, in
+a format of its own).
 """
 
 from __future__ import annotations
@@ -56,7 +57,12 @@ class OneBeaconError(logging.Filter):
 
 
 def quiet_caproto_logs() -> None:
-    """Install the filters on caproto's loggers."""
+    """Install the filters on caproto's loggers, and let their records reach the IOC's
+    own handler (one log format) instead of the handlers caproto's options installed.
+    """
+    for name in list(logging.root.manager.loggerDict):
+        if name == "caproto" or name.startswith("caproto."):
+            logging.getLogger(name).handlers.clear()
     logging.getLogger("caproto.circ").addFilter(QuietRefusals())
     context = logging.getLogger("caproto.ctx")
     context.addFilter(ClientsAtDebug())

@@ -12,12 +12,17 @@ RUNS = "runs"  # run files, one JSON Lines file per run, under the state directo
 
 
 def build(settings: Settings) -> WorkerService:
-    """A service ready to start; raises `StoreError` if the state directory is unusable
-    (`TiledUnavailable`, a `StoreError`: --tiled-url without the extra).
+    """A service ready to start; raises `StateDirInUse` if another IOC owns the state
+    directory, `StoreError` if it is unusable (`TiledUnavailable`, a `StoreError`:
+    --tiled-url without the extra).
     """
-    run_files = RunFiles(settings.state_dir / RUNS)
-    run_store: list[Sink] = [run_files]
-    if settings.tiled_url:
-        run_store.append(tiled_sink(settings.tiled_url, settings.tiled_api_key))
-    store = StateStore.in_directory(settings.state_dir)
-    return WorkerService(settings, store=store, run_store=run_store, run_files=run_files)
+    store = StateStore.in_directory(settings.state_dir)  # first: nothing is touched if in use
+    try:
+        run_files = RunFiles(settings.state_dir / RUNS)
+        run_store: list[Sink] = [run_files]
+        if settings.tiled_url:
+            run_store.append(tiled_sink(settings.tiled_url, settings.tiled_api_key))
+        return WorkerService(settings, store=store, run_store=run_store, run_files=run_files)
+    except BaseException:
+        store.close()
+        raise

@@ -97,13 +97,26 @@ class Commands:
             raise CommandRefused(str(error)) from None
 
     def _reload(self) -> None:
+        """Replace the worker, at once and only while no task runs (nor another RELOAD)."""
         with self._idle() as idle:
             if not idle:
-                raise CommandRefused("a task is running: RELOAD waits until the worker is idle")
+                raise CommandRefused(self._not_idle())
             try:
                 self._supervisor.reload().result()
             except Exception as error:
                 raise CommandRefused(f"{error} (the old worker goes on)") from None
+
+    def _not_idle(self) -> str:
+        """Why RELOAD is refused now (it is refused, not deferred: the contract's "refused
+        unless idle", and an operator would not expect a reload to happen later by itself).
+        """
+        task = self._supervisor.running
+        if task is None:
+            return "RELOAD is refused unless idle: another RELOAD is in progress"
+        return (
+            f"RELOAD is refused unless idle: task {task.task_id[:8]} ({task.name}) is running;"
+            " write RELOAD again once it has ended"
+        )
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Task, TaskOutcome, TaskResult
+from .lock import StateDirLock
 
 FILE_NAME = "state.sqlite3"
 INTERRUPTED = "interrupted: the IOC stopped while this task was running"
@@ -83,9 +84,12 @@ def _outcome_from_json(text: str) -> TaskOutcome:
 class StateStore:
     """Pending tasks, the running task and the history, in SQLite. Thread-safe."""
 
-    def __init__(self, path: Path, *, history_keep: int = 1000) -> None:
-        """Open (or create) the database at `path`; raise `StoreError` if it is unusable."""
+    def __init__(self, path: Path, *, history_keep: int = 1000, lock: StateDirLock | None = None) -> None:
+        """Open (or create) the database at `path`; raise `StoreError` if it is unusable.
+        `lock`, the lock of its directory, is released by `close`.
+        """
         self.path = path
+        self._directory_lock = lock
         self._history_keep = history_keep
         self._lock = threading.Lock()
         try:
@@ -104,8 +108,15 @@ class StateStore:
 
     @classmethod
     def in_directory(cls, state_dir: Path) -> StateStore:
-        """The store of the IOC state directory `state_dir`."""
-        return cls(state_dir / FILE_NAME)
+        """The store of the IOC state directory `state_dir`, which this IOC then owns: raise
+        `StateDirInUse` (before reading or changing anything) if another IOC holds it.
+        """
+        lock = StateDirLock(state_dir)
+        try:
+            return cls(state_dir / FILE_NAME, lock=lock)
+        except StoreError:
+            lock.release()
+            raise
 
     @contextmanager
     def _guard(self) -> Iterator[sqlite3.Connection]:
@@ -219,9 +230,12 @@ class StateStore:
             return self._history(db, limit)
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database (and give its directory up)."""
         with self._lock:
             self._connection.close()
+            if self._directory_lock is not None:
+                self._directory_lock.release()
+                self._directory_lock = None
 
     @staticmethod
     def _insert_first(db: sqlite3.Connection, task: Task) -> None:

@@ -4,6 +4,7 @@ The IOC process never imports bluesky: everything the worker knows comes over th
 pipes as `WorkerReport`s. One reader thread per worker process receives them (so a
 worker that stalls half-way through a message never stalls the CA server), and one
 writer thread sends commands (so a worker that stops reading never blocks a putter).
+A third relays what the worker writes on stdout/stderr to the IOC's log (one format).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import RequestError
+from ..log_format import relay_worker_line
 from ..messages import (
     Catalog,
     CommandDone,
@@ -80,6 +82,8 @@ class WorkerProcess:
             [sys.executable, "-m", "ioc.worker", str(command_read), str(report_write)],
             pass_fds=(command_read, report_write),
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # relayed to the IOC's log, in its format
         )
         os.close(command_read)
         os.close(report_write)
@@ -92,6 +96,7 @@ class WorkerProcess:
         name = f"worker-{self.pid}"
         threading.Thread(target=self._write, name=f"{name}-writer", daemon=True).start()
         threading.Thread(target=self._read, name=f"{name}-reader", daemon=True).start()
+        threading.Thread(target=self._relay_output, name=f"{name}-output", daemon=True).start()
 
     @property
     def pid(self) -> int:
@@ -124,6 +129,13 @@ class WorkerProcess:
                 return
             if isinstance(item, Shutdown):
                 return
+
+    def _relay_output(self) -> None:
+        """Log each line the process writes (until it and its children have closed it)."""
+        assert self.popen.stdout is not None
+        with self.popen.stdout as output:
+            for line in output:
+                relay_worker_line(line.decode("utf-8", errors="replace").rstrip("\n"), self.pid)
 
     def _read(self) -> None:
         while True:
@@ -323,6 +335,8 @@ class Supervisor:
             if old is not None:
                 threading.Thread(target=old.retire, name="retire-worker", daemon=True).start()
             self.catalog, self.pid = report.catalog, report.pid
+            level = logging.WARNING if report.catalog.unavailable else logging.INFO
+            log.log(level, "worker process %d loaded %s", report.pid, report.catalog.summary())
             for request in self._unsent:
                 worker.send(request)
             self._unsent.clear()

@@ -35,6 +35,8 @@ PROTOCOLS: tuple[type, ...] = (
 _ENTRY_KEYS = frozenset({"class", "kwargs"})
 SUSPENDERS_KEY = "suspenders"
 """The top-level key of the suspender declarations: reserved, never a device name."""
+RELOAD_CONNECTS = "once it is up, RELOAD connects it"
+"""Said of a device that did not connect: the worker connects devices only when it loads."""
 _CONNECT_GRACE = 1.0
 """Seconds granted beyond the timeout to an ophyd-async connect() before giving up."""
 
@@ -153,7 +155,7 @@ def load_devices(
             errors[spec.name] = str(exc)
     for name, reason in _connect(devices, loop, timeout).items():
         del devices[name]
-        errors[name] = reason
+        errors[name] = f"{reason.rstrip('.')}; {RELOAD_CONNECTS}"
     for spec in order:  # dependencies come first, so failures propagate down chains
         lost = sorted(spec.refs - devices.keys())
         if spec.name in devices and lost:

@@ -12,6 +12,7 @@ import logging
 import os
 import pickle
 import signal
+import sys
 import threading
 from concurrent.futures import Future
 from functools import partial
@@ -21,6 +22,7 @@ from bluesky import RunEngine
 
 from ..config import Settings
 from ..errors import RequestError
+from ..log_format import PrintsToLog, configure_logging
 from ..messages import (
     Catalog,
     CommandDone,
@@ -185,10 +187,8 @@ def main(command_fd: int, report_fd: int) -> int:
     """The worker's life: settings from the pipe, load, serve."""
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the IOC decides how a Ctrl-C ends tasks
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[worker]: %(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    logging.getLogger("ioc").setLevel(logging.INFO)
+    configure_logging("worker")
+    sys.stdout = PrintsToLog(logging.getLogger("ioc.worker.printed"))  # bluesky and plans print
     link = Link(Connection(command_fd, writable=False), Connection(report_fd, readable=False))
     start: WorkerStart = link.commands.recv()
     loaded = load(start.settings, link)

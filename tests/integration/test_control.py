@@ -179,14 +179,22 @@ def test_queue_hold_remove_clear(ioc, ca_context):
     assert wait_finished(ca_context, ioc, last) == "Success"
 
 
-def test_reload_is_refused_while_a_task_runs(ioc, ca_context):
+def test_reload_is_refused_at_once_while_a_task_runs_and_never_done_later(ioc, ca_context):
     task_id = submit(ca_context, ioc, LONG_COUNT)
     wait_state(ca_context, ioc, "RUNNING")
+    worker, restarts = ioc.worker_pid(), caget_str(ioc.pv("WORKER:RESTARTS"))
+    began = time.monotonic()
     proc = command(ioc, "RELOAD")
-    assert proc.returncode == 1
-    assert caget_str(ioc.pv("ERROR:MESSAGE")).startswith("RELOAD: CommandRefused: a task is running")
+    assert proc.returncode == 1 and time.monotonic() - began < 5.0  # refused, not waited on
+    assert caget_str(ioc.pv("ERROR:MESSAGE")) == (
+        f"RELOAD: CommandRefused: RELOAD is refused unless idle: task {task_id[:8]} (count) is running;"
+        " write RELOAD again once it has ended"
+    )
     assert command(ioc, "ABORT").returncode == 0
     assert wait_finished(ca_context, ioc, task_id) == "Aborted"
+    assert caget_str(ioc.pv("STATE")) == "IDLE"
+    # Nothing was deferred: the worker that ran the task is still the one up.
+    assert (ioc.worker_pid(), caget_str(ioc.pv("WORKER:RESTARTS"))) == (worker, restarts)
 
 
 def test_halt_frees_a_plan_stuck_on_a_device_that_never_arrives(ioc, ca_context):

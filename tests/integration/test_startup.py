@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from importlib.metadata import version
@@ -38,3 +39,19 @@ def test_no_tracebacks_without_a_repeater_and_clients_are_not_logged(ioc_factory
     assert "Traceback" not in log, log
     assert log.count("cannot send beacons") == 1, log  # said once, in one line
     assert "Connected to new client" not in log and "Disconnected from client" not in log
+
+
+READ_ENVIRONMENT = re.compile(r"""(?:os\.environ\.get|os\.environ\[|os\.getenv)\(?\s*["']([A-Z0-9_]+)["']""")
+EPICS_VARIABLES = ("EPICS_CAS_SERVER_PORT", "EPICS_CAS_INTF_ADDR_LIST", "EPICS_CAS_BEACON_PORT",
+                   "EPICS_CA_ADDR_LIST", "EPICS_CA_MAX_ARRAY_BYTES")
+
+
+def test_help_and_the_deploy_guide_name_every_environment_variable_the_code_reads() -> None:
+    sources = [path for package in ("ioc", "plans", "beamline") for path in (REPO_ROOT / package).rglob("*.py")]
+    read = {name for path in sources for name in READ_ENVIRONMENT.findall(path.read_text())}
+    assert {"BLUESKY_IOC_MAX_POINTS", "TILED_API_KEY"} <= read  # the pattern finds them
+    help_text = ioc_cli("--help").stdout
+    guide = (REPO_ROOT / "docs" / "deploy.md").read_text()
+    for name in sorted(read | set(EPICS_VARIABLES)):
+        assert name in help_text, f"--help does not name {name}"
+        assert name in guide, f"docs/deploy.md does not name {name}"

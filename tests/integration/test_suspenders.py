@@ -196,6 +196,8 @@ def test_trip_half_way_suspends_and_resumes(
         assert seq_nums(state_dir, ioc) == list(range(1, 51))
         changes = [e["state"] for e in events.json_values() if e["type"] == "state_changed"]
         assert changes[changes.index("SUSPENDING") + 1] == "RUNNING"
+        log = ioc.log_text()  # bluesky's "hit Ctrl-C twice to pause" is no advice for an IOC
+        assert "Ctrl-C" not in log and "see SUSPEND:REASON; it resumes by itself" in log, log
     finally:
         events.stop()
 

@@ -163,7 +163,7 @@ def test_halt_frees_a_stuck_move(service: WorkerService, recorder: Recorder) -> 
     """And RELOAD is refused while a task runs, done when idle."""
     running(service, recorder, "mv", motor="smotor", position=10000)  # ~10000 s at 1 mm/s
     assert recorder.stays_false(lambda: len(recorder.of("finished")) > 0)
-    with pytest.raises(CommandRefused, match="^a task is running"):
+    with pytest.raises(CommandRefused, match=r"^RELOAD is refused unless idle: task \w{8} \(mv\) is running"):
         service.command(Command.RELOAD).result(TIMEOUT)
     begun = time.monotonic()
     service.command(Command.HALT).result(TIMEOUT)

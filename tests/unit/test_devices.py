@@ -173,7 +173,7 @@ def test_ophyd_async_device_that_cannot_connect(
     assert list(registry.available()) == ["smotor"]
     assert registry.unavailable() == {
         "lost": f"{path}:3: device 'lost': "
-        "cannot connect: NotConnectedError: lost: no answer within 0.2 s",
+        "cannot connect: NotConnectedError: lost: no answer within 0.2 s; once it is up, RELOAD connects it",
         "tagged": f"{path}:5: device 'tagged': refers to unavailable device 'lost'",
     }
 
@@ -184,7 +184,7 @@ def test_connect_that_ignores_its_timeout_times_out(
     registry = load("stuck:\n  class: tests.unit.broken_devices.Hanging\n", timeout=0.1)
     assert registry.available() == {}
     assert registry.unavailable()["stuck"].endswith(
-        ":1: device 'stuck': connection timed out after 0.1 s"
+        ":1: device 'stuck': connection timed out after 0.1 s; once it is up, RELOAD connects it"
     )
 
 
