@@ -63,6 +63,20 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         "--acf", type=Path, metavar="FILE", help="EPICS access security file (ACF)"
     )
     parser.add_argument(
+        "--permissions",
+        type=Path,
+        metavar="FILE",
+        help="plan and device permissions per user group (YAML, the bluesky queueserver's "
+        "user_groups format; the groups are the UAGs of --acf, which it requires)",
+    )
+    parser.add_argument(
+        "--client-ip-as-host",
+        action="store_true",
+        help="take a writer's host from its IP address, not from the name its CA client "
+        "claims, and ignore names a client sends after its first channel (as EPICS "
+        "base's asCheckClientIP); ACF HAGs then list addresses or resolvable names",
+    )
+    parser.add_argument(
         "--connect-timeout",
         type=float,
         default=10.0,
@@ -101,6 +115,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         help="API key for --tiled-url (default: $TILED_API_KEY)",
     )
     args = parser.parse_args(argv)
+    if args.permissions is not None and args.acf is None:
+        parser.error("--permissions requires --acf: its groups are the ACF's UAGs")
     ioc_options, run_options = split_args(args)
     return Settings(
         prefix=ioc_options["prefix"],
@@ -109,6 +125,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         state_dir=args.state_dir,
         continue_on_error=args.continue_on_error,
         acf=args.acf,
+        permissions=args.permissions,
+        client_ip_as_host=args.client_ip_as_host,
         connect_timeout=args.connect_timeout,
         halt_timeout=args.halt_timeout,
         shutdown_timeout=args.shutdown_timeout,

@@ -4,8 +4,17 @@ supervisor of the worker process. Neither caproto nor bluesky is imported here.
 
 from .build import build
 from .commands import CommandRefused
+from .policy import Policy, PolicyError
 from .queue import NotPending
 from .store import StoreError
 from .worker_service import WorkerService
 
-__all__ = ["CommandRefused", "NotPending", "StoreError", "WorkerService", "build"]
+__all__ = [
+    "CommandRefused",
+    "NotPending",
+    "Policy",
+    "PolicyError",
+    "StoreError",
+    "WorkerService",
+    "build",
+]

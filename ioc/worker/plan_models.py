@@ -160,6 +160,23 @@ def opaque_defaults(model: type[pydantic.BaseModel]) -> frozenset[str]:
     return frozenset(opaque)
 
 
+def device_paths(value: object, path: str) -> dict[str, str]:
+    """Each `DeviceName` in `value` (however nested) by its path from `path`, e.g.
+    ``{"params.motor": "motor1", "params.detectors.0": "det1"}``.
+    """
+    if isinstance(value, DeviceName):
+        return {path: str(value)}
+    items: Any = ()
+    if type(value) is dict:
+        items = value.items()
+    elif isinstance(value, _COLLECTIONS) and type(value) in _COLLECTIONS:
+        items = enumerate(value)
+    found: dict[str, str] = {}
+    for key, item in items:
+        found.update(device_paths(item, f"{path}.{key}"))
+    return found
+
+
 def resolve_devices(value: object, available: Mapping[str, object]) -> object:
     """`value` with each `DeviceName` in it (in lists, tuples, sets, dicts) made its device."""
     if isinstance(value, DeviceName):

@@ -1,0 +1,139 @@
+"""Who writes: each write to a writable PV carries its writer into the putter, and is
+put in the put log, accepted or refused.
+
+caproto hands a putter no identity; `ChannelData.auth_write` gets the circuit's client
+user and host on every write. `capture_writers` wraps it on each writable PV: the write
+is described in a context variable (each CA write runs as an asyncio task of its own,
+so concurrent writes each see their own) that the putter reads with `writer()`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from caproto import ChannelData, ChannelType
+from caproto._dbr import native_type
+from caproto.server.common import AccessRights
+
+from ..identity import NOBODY, Writer
+from ..putlog import record_put
+from .fields import RAW
+
+AuthWrite = Callable[..., Awaitable[Any]]
+NO_WRITE_ACCESS = "no write access (access security)"
+
+
+@dataclass
+class Write:
+    """One write being handled: who, to which PV, what; logged once, when decided."""
+
+    writer: Writer
+    pv: str
+    new: str
+    old: str
+    logged: bool = False
+
+    def accepted(self) -> None:
+        """Log the write as accepted (once)."""
+        if not self.logged:
+            self.logged = True
+            record_put(self.writer, self.pv, self.new, old=self.old)
+
+    def refused(self, reason: str) -> None:
+        """Log the write as refused, for `reason` (once)."""
+        if not self.logged:
+            self.logged = True
+            record_put(self.writer, self.pv, self.new, refused=reason)
+
+
+_WRITE: contextvars.ContextVar[Write | None] = contextvars.ContextVar("write", default=None)
+
+
+def writer() -> Writer:
+    """The writer of the write being handled (`NOBODY` outside of a client's write)."""
+    write = _WRITE.get()
+    return write.writer if write is not None else NOBODY
+
+
+def write_accepted() -> None:
+    """The write being handled is accepted, whatever its completion then waits for (a
+    put to `RUN` completes when its task ends): log it now.
+    """
+    write = _WRITE.get()
+    if write is not None:
+        write.accepted()
+
+
+def capture_writers(pvdb: Mapping[str, ChannelData]) -> None:
+    """Wrap `auth_write` of every writable PV of `pvdb` (call before access security is
+    applied: a PV counts as writable if a client may ever write it).
+    """
+    for name, channel in pvdb.items():
+        if channel.check_access("", "") & AccessRights.WRITE:
+            channel.auth_write = _capturing(name, channel, channel.auth_write)
+
+
+def _capturing(pv: str, channel: ChannelData, auth_write: AuthWrite) -> AuthWrite:
+    async def capturing_auth_write(hostname: str, username: str, data: Any, data_type: ChannelType,
+                                   metadata: Any, **options: Any) -> Any:
+        write = Write(Writer.claimed(username, hostname), pv, as_text(channel, data, data_type),
+                      value_text(channel, channel.value))
+        token = _WRITE.set(write)
+        try:
+            status = await auth_write(hostname, username, data, data_type, metadata, **options)
+        except Exception as error:
+            write.refused(refusal(error))
+            raise
+        finally:
+            _WRITE.reset(token)
+        write.accepted()
+        return status
+
+    return capturing_auth_write
+
+
+def refusal(error: Exception) -> str:
+    """The reason a refused write gives in the put log."""
+    if type(error).__name__ == "Forbidden":  # caproto's: access security said no
+        return NO_WRITE_ACCESS
+    return str(error) or type(error).__name__
+
+
+def as_text(channel: ChannelData, data: Any, data_type: ChannelType) -> str:
+    """The value a client wrote, as text: a char waveform's text up to its first NUL, an
+    enum's state name, else the value(s).
+    """
+    kind = native_type(data_type)
+    if kind is ChannelType.CHAR:
+        raw = bytes(bytearray(int(byte) & 0xFF for byte in data))
+        return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+    items = list(data) if isinstance(data, list | tuple) or hasattr(data, "tolist") else [data]
+    texts = []
+    for item in items:
+        if isinstance(item, bytes):
+            texts.append(item.split(b"\0", 1)[0].decode("utf-8", errors="replace"))
+        elif kind is ChannelType.ENUM and _is_index(channel, item):
+            texts.append(str(channel.enum_strings[int(item)]))
+        else:
+            texts.append(str(item))
+    return " ".join(texts)
+
+
+def _is_index(channel: ChannelData, item: Any) -> bool:
+    strings = getattr(channel, "enum_strings", None) or ()
+    try:
+        return 0 <= int(item) < len(strings)
+    except (TypeError, ValueError):
+        return False
+
+
+def value_text(channel: ChannelData, value: Any) -> str:
+    """A PV's current value as text (a char waveform's bytes as UTF-8)."""
+    if isinstance(value, str) and getattr(channel, "string_encoding", None) == RAW:
+        return value.encode(RAW).split(b"\0", 1)[0].decode("utf-8", errors="replace")
+    if isinstance(value, bytes):
+        return value.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+    return str(value)
