@@ -10,13 +10,12 @@ so concurrent writes each see their own) that the putter reads with `writer()`.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from caproto import ChannelData, ChannelType
+from caproto import AccessRights, ChannelData, ChannelType
 from caproto._dbr import native_type
-from caproto.server.common import AccessRights
 
 from ..identity import NOBODY, Writer
 from ..putlog import record_put
@@ -104,30 +103,35 @@ def refusal(error: Exception) -> str:
 
 def as_text(channel: ChannelData, data: Any, data_type: ChannelType) -> str:
     """The value a client wrote, as text: a char waveform's text up to its first NUL, an
-    enum's state name, else the value(s).
+    enum's state name (written as a name or an index), else the value(s).
     """
-    kind = native_type(data_type)
-    if kind is ChannelType.CHAR:
-        raw = bytes(bytearray(int(byte) & 0xFF for byte in data))
+    if native_type(data_type) is ChannelType.CHAR:
+        raw = bytes(bytearray(int(byte) & 0xFF for byte in _items(data)))
         return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
-    items = list(data) if isinstance(data, list | tuple) or hasattr(data, "tolist") else [data]
-    texts = []
-    for item in items:
-        if isinstance(item, bytes):
-            texts.append(item.split(b"\0", 1)[0].decode("utf-8", errors="replace"))
-        elif kind is ChannelType.ENUM and _is_index(channel, item):
-            texts.append(str(channel.enum_strings[int(item)]))
-        else:
-            texts.append(str(item))
-    return " ".join(texts)
+    states = [str(state) for state in getattr(channel, "enum_strings", None) or ()]
+    return " ".join(_item_text(item, states) for item in _items(data))
 
 
-def _is_index(channel: ChannelData, item: Any) -> bool:
-    strings = getattr(channel, "enum_strings", None) or ()
-    try:
-        return 0 <= int(item) < len(strings)
-    except (TypeError, ValueError):
-        return False
+def _items(data: Any) -> list[Any]:
+    """The elements of `data` (a scalar, a list, a numpy array, nested), flattened."""
+    if hasattr(data, "tolist"):
+        data = data.tolist()
+    if isinstance(data, str | bytes) or not isinstance(data, Iterable):
+        return [data]
+    return [element for item in data for element in _items(item)]  # caproto's DbrStringArray too
+
+
+def _item_text(item: Any, states: list[str]) -> str:
+    """One element as text; for an enum, a state index as the state's name."""
+    text = item.split(b"\0", 1)[0].decode("utf-8", errors="replace") if isinstance(item, bytes) else str(item)
+    if states and text not in states:
+        try:
+            index = float(text)
+        except ValueError:
+            return text
+        if index.is_integer() and 0 <= index < len(states):
+            return states[int(index)]
+    return text
 
 
 def value_text(channel: ChannelData, value: Any) -> str:
