@@ -16,7 +16,16 @@ from caproto.threading.client import Context
 from ioc.service.runstore import read_run
 from tests.integration.harness import ca_read_text, ca_write, ca_write_text, caget_str, wait_for
 from tests.integration.ioc_client import SAMPLE_PLANS, Camonitor, read_json, request, wait_finished
-from tests.integration.who import caput_as, needs_root, pyepics_put_as, unix_users
+from tests.integration.who import (
+    acf,
+    caput_as,
+    needs_root,
+    pyepics_put_as,
+    refused_as,
+    submit_as,
+    task_id_of,
+    unix_users,
+)
 
 pytestmark = needs_root
 
@@ -36,12 +45,6 @@ user_groups:
     allowed_devices: [":^det", motor2]
     forbidden_devices: [det2]
 """
-
-
-def acf(staff: str, visitors: str) -> str:
-    """Everyone may write; the UAGs are the permission groups."""
-    return (f"UAG(staff) {{ {staff} }}\nUAG(visitors) {{ {visitors} }}\n"
-            "ASG(DEFAULT) { RULE(1, READ) }\nASG(CONTROL) { RULE(1, READ) RULE(1, WRITE) }\n")
 
 
 @pytest.fixture(scope="module")
@@ -74,29 +77,6 @@ def claims() -> Iterator[dict[str, Context]]:
     yield contexts
     for context in contexts.values():
         context.disconnect()
-
-
-def submit_as(context: Context, ioc, text: str) -> tuple[str, str]:
-    """Write `text` to SUBMIT with completion; (SUBMIT:STATUS, SUBMIT:MESSAGE)."""
-    ca_write_text(context, ioc.pv("SUBMIT"), text)
-    return ca_read_text(context, ioc.pv("SUBMIT:STATUS")), ca_read_text(context, ioc.pv("SUBMIT:MESSAGE"))
-
-
-def refused_as(context: Context, ioc, text: str, refusal: str) -> None:
-    """Write `text` to SUBMIT (caproto's client does not wait for a put that completes
-    with an error) and wait until SUBMIT:* show it was refused with `refusal`.
-    """
-    ca_write_text(context, ioc.pv("SUBMIT"), text, wait=False)
-    outcome = ("Rejected", refusal)
-    shown = lambda: (ca_read_text(context, ioc.pv("SUBMIT:STATUS")),  # noqa: E731
-                     ca_read_text(context, ioc.pv("SUBMIT:MESSAGE")))
-    wait_for(lambda: shown() == outcome, 10, message=f"refused: {refusal}")
-
-
-def task_id_of(message: str) -> str:
-    match = re.match(r"accepted as task (\S+?)(;|$)", message)
-    assert match, message
-    return match.group(1)
 
 
 def history_entry(ca_context, ioc, task_id: str) -> dict:

@@ -5,6 +5,7 @@ the real C `caput` and with pyepics (libca takes the user from the process's uid
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -16,8 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from caproto.threading.client import Context
 
-from tests.integration.harness import ca_bin, process_env
+from tests.integration.harness import ca_bin, ca_read_text, ca_write_text, process_env, wait_for
 
 RUNUSER = shutil.which("runuser")
 needs_root = pytest.mark.skipif(
@@ -97,3 +99,32 @@ def pyepics_put_as(user: str, pvname: str, value: str) -> subprocess.CompletedPr
     site = sysconfig.get_paths()["purelib"]
     code = PYEPICS_PUT.format(site=site, pv=pvname, value=value)
     return as_user(user, [user_python(), "-c", code], timeout=40)
+
+
+def acf(staff: str, visitors: str) -> str:
+    """Everyone may write; the UAGs are the permission groups."""
+    return (f"UAG(staff) {{ {staff} }}\nUAG(visitors) {{ {visitors} }}\n"
+            "ASG(DEFAULT) { RULE(1, READ) }\nASG(CONTROL) { RULE(1, READ) RULE(1, WRITE) }\n")
+
+
+def submit_as(context: Context, ioc, text: str) -> tuple[str, str]:
+    """Write `text` to SUBMIT with completion; (SUBMIT:STATUS, SUBMIT:MESSAGE)."""
+    ca_write_text(context, ioc.pv("SUBMIT"), text)
+    return ca_read_text(context, ioc.pv("SUBMIT:STATUS")), ca_read_text(context, ioc.pv("SUBMIT:MESSAGE"))
+
+
+def refused_as(context: Context, ioc, text: str, refusal: str) -> None:
+    """Write `text` to SUBMIT (caproto's client does not wait for a put that completes
+    with an error) and wait until SUBMIT:* show it was refused with `refusal`.
+    """
+    ca_write_text(context, ioc.pv("SUBMIT"), text, wait=False)
+    outcome = ("Rejected", refusal)
+    shown = lambda: (ca_read_text(context, ioc.pv("SUBMIT:STATUS")),  # noqa: E731
+                     ca_read_text(context, ioc.pv("SUBMIT:MESSAGE")))
+    wait_for(lambda: shown() == outcome, 10, message=f"refused: {refusal}")
+
+
+def task_id_of(message: str) -> str:
+    match = re.match(r"accepted as task (\S+?)(;|$)", message)
+    assert match, message
+    return match.group(1)
