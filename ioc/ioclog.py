@@ -89,12 +89,19 @@ class IocLogHandler(logging.Handler):
 
 
 def _closed_by_peer(connection: socket.socket) -> bool:
-    """Whether the server closed the connection (it never sends: readable means gone)."""
+    """Whether the connection is gone. iocLogServer shuts down its side for writing at
+    once (end-of-file is no news); a server that went away answers the next send with a
+    reset, which a peek then reports.
+    """
     try:
         readable, _, _ = select.select([connection], [], [], 0)
-        return bool(readable) and not connection.recv(1, socket.MSG_PEEK)
+        if readable:
+            connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return False
     except OSError:
         return True
+    return False
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> IocLogHandler | None:

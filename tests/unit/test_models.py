@@ -198,3 +198,8 @@ def test_metadata_that_cannot_go_into_a_start_document_is_refused(metadata, expe
     with pytest.raises(RequestError) as caught:
         parse_request(json.dumps({"name": "count", "metadata": metadata}))
     assert str(caught.value) == expected
+
+
+def test_a_writer_that_claims_no_name_is_anonymous() -> None:
+    assert Writer.claimed(None, "") == Writer("anonymous", "anonymous")
+    assert str(Writer.claimed("alice", "ws3")) == "alice@ws3"
