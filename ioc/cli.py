@@ -17,7 +17,10 @@ An EPICS IOC that runs bluesky plans. Write a JSON task request to $(P)SUBMIT
 $(P)LAST:RESULT and $(P)ERROR:MESSAGE. The IOC is ready when $(P)HEARTBEAT answers.
 Plans and devices run in a worker process of their own ($(P)WORKER:PID), which the IOC
 restarts if it dies; SIGTERM/SIGINT abort the running task and queue it again.
-EPICS_CA_* / EPICS_CAS_* environment variables are honoured as by any CA server."""
+EPICS_CA_* / EPICS_CAS_* environment variables are honoured as by any CA server.
+Every write to a writable PV goes to the put log, <state-dir>/put.log; with
+EPICS_IOC_LOG_INET (and EPICS_IOC_LOG_PORT, default 7004) set, the put log and the
+IOC's warnings and errors also go to that EPICS iocLogServer."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Settings:
