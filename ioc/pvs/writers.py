@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from caproto import AccessRights, ChannelData, ChannelType
+from caproto._data import Forbidden
 from caproto._dbr import native_type
 
 from ..identity import NOBODY, Writer
@@ -96,7 +97,7 @@ def _capturing(pv: str, channel: ChannelData, auth_write: AuthWrite) -> AuthWrit
 
 def refusal(error: Exception) -> str:
     """The reason a refused write gives in the put log."""
-    if type(error).__name__ == "Forbidden":  # caproto's: access security said no
+    if isinstance(error, Forbidden):  # access security said no
         return NO_WRITE_ACCESS
     return str(error) or type(error).__name__
 

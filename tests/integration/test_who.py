@@ -143,6 +143,8 @@ def test_ended_by_names_who_aborted_another_users_task(ioc, users, ca_context):
          "user 'vera' (group visitors) may not use device 'motor1' (params.motor)"),  # not allowed
         ("vera", request("count", detectors=["det1", "det2"]),
          "user 'vera' (group visitors) may not use device 'det2' (params.detectors.1)"),  # forbidden
+        ("vera", request("count", detectors=["det1", "det2.val"]),
+         "user 'vera' (group visitors) may not use device 'det2.val' (params.detectors.1)"),  # a part
         ("sally", request("fail"), "user 'sally' (group staff) may not run plan 'fail'"),  # root filter
         ("sally", request("count", detectors=["det3"]),
          "user 'sally' (group staff) may not use device 'det3' (params.detectors.0)"),  # root filter
@@ -150,7 +152,7 @@ def test_ended_by_names_who_aborted_another_users_task(ioc, users, ca_context):
          "user 'carol' is in no group of the permissions file, and it has no 'default' group:"
          " every request of theirs is refused"),
     ],
-    ids=["plan-not-allowed", "plan-forbidden", "device-not-allowed", "device-forbidden",
+    ids=["plan-not-allowed", "plan-forbidden", "device-not-allowed", "device-forbidden", "sub-device",
          "root-plan", "root-device", "no-group"],
 )
 def test_a_request_is_refused_naming_the_rule(ioc, claims, user, text, refusal):
@@ -161,7 +163,7 @@ def test_a_request_is_refused_naming_the_rule(ioc, claims, user, text, refusal):
 def test_the_same_requests_pass_where_the_rules_allow(ioc, claims, ca_context):
     for user, text in [
         ("vera", request("scan", detectors=["det1"], motor="motor2", start=0, stop=1, num=2)),  # regex
-        ("vera", request("count", detectors=["det1"])),
+        ("vera", request("count", detectors=["det1", "det1.val"])),
         ("sally", request("mv", motor="motor1", position=0)),
     ]:
         status, message = submit_as(claims[user], ioc, text)
