@@ -4,6 +4,9 @@ keeps the old rules; `--client-ip-as-host` against a client that claims another 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import caproto as ca
 from caproto.threading.client import Context
 
@@ -106,3 +109,17 @@ def test_without_the_option_the_claimed_names_are_taken(ioc_factory, tmp_path):
             ("alice", "ws3", None)]
     finally:
         claimer.disconnect()
+
+
+def test_permissions_need_an_acf_and_a_broken_file_stops_start_up(tmp_path):
+    permissions = tmp_path / "permissions.yaml"
+    permissions.write_text("user_groups:\n  staff:\n    allowed_plan: [null]\n")
+    (tmp_path / "ioc.acf").write_text(acf("sally", "vera"))
+    for args, exit_status, said in [
+        (["--permissions", permissions], 2, "--permissions requires --acf"),
+        (["--acf", tmp_path / "ioc.acf", "--permissions", permissions], 1,
+         f"cannot start: {permissions}:3: group 'staff': unknown key 'allowed_plan'"),
+    ]:
+        proc = subprocess.run([sys.executable, "-m", "ioc", *map(str, args), "--state-dir", str(tmp_path / "state")],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == exit_status and said in proc.stderr, proc.stderr
