@@ -82,7 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PolicyError, StoreError) as error:
         log.error("cannot start: %s", error)
         return 1
-    open_put_log(settings.state_dir)
+    try:
+        open_put_log(settings.state_dir)
+    except OSError as error:
+        log.error("cannot start: cannot open the put log in %s: %s", settings.state_dir, error)
+        return 1
     send_to_log_server()
     starting = service.start()  # the worker loads while the PVs come up
     return asyncio.run(serve(settings, service, starting))
