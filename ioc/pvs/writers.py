@@ -107,10 +107,19 @@ def as_text(channel: ChannelData, data: Any, data_type: ChannelType) -> str:
     enum's state name (written as a name or an index), else the value(s).
     """
     if native_type(data_type) is ChannelType.CHAR:
-        raw = bytes(bytearray(int(byte) & 0xFF for byte in _items(data)))
+        raw = _char_bytes(data)
         return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace")
     states = [str(state) for state in getattr(channel, "enum_strings", None) or ()]
     return " ".join(_item_text(item, states) for item in _items(data))
+
+
+def _char_bytes(data: Any) -> bytes:
+    """The bytes of a char array as caproto hands it over (numpy array, bytes, list)."""
+    if isinstance(data, bytes):
+        return data
+    if hasattr(data, "astype"):  # a numpy array: no loop in Python over a 64 kB write
+        return bytes(data.astype("uint8"))
+    return bytes(bytearray(int(byte) & 0xFF for byte in _items(data)))
 
 
 def _items(data: Any) -> list[Any]:
