@@ -9,13 +9,14 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import Future
 
-from .access import AcfError, load_acf
+from . import ioclog
 from .cli import parse_args
 from .config import Settings
 from .log_format import configure_logging
 from .messages import Catalog
-from .pvs import BlueskyIOC, Server, apply_access_security, quiet_caproto_logs
-from .service import StateDirInUse, StoreError, WorkerService, build
+from .putlog import log_server_formatter, open_put_log, put_log
+from .pvs import BlueskyIOC, Server, apply_access_security, capture_writers, quiet_caproto_logs
+from .service import PolicyError, StateDirInUse, StoreError, WorkerService, build
 
 log = logging.getLogger("ioc")
 
@@ -27,9 +28,12 @@ async def serve(settings: Settings, service: WorkerService, starting: Future[Cat
     loop = asyncio.get_running_loop()
     ioc = BlueskyIOC(service, prefix=settings.prefix)
     await ioc.show_start()
+    capture_writers(ioc.pvdb)
     if settings.acf is not None:
-        apply_access_security(ioc.pvdb, load_acf(settings.acf))
-    server = Server(ioc.pvdb, list(settings.interfaces) or None)
+        apply_access_security(ioc.pvdb, lambda: service.policy.access)
+    server = Server(
+        ioc.pvdb, list(settings.interfaces) or None, client_ip_as_host=settings.client_ip_as_host
+    )
     serving = asyncio.create_task(server.run(log_pv_names=settings.list_pvs), name="ca-server")
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -60,19 +64,37 @@ def log_start(settings: Settings, service: WorkerService) -> None:
     log.info("loading the devices of %s and the plans of %s", settings.devices, ", ".join(settings.plans))
 
 
+def send_to_log_server() -> None:
+    """With `EPICS_IOC_LOG_INET` set, send the put log and the IOC's warnings and errors
+    to that iocLogServer.
+    """
+    handler = ioclog.from_environment()
+    if handler is None:
+        return
+    handler.setFormatter(log_server_formatter())
+    handler.addFilter(lambda record: record.name == put_log.name or record.levelno >= logging.WARNING)
+    put_log.addHandler(handler)
+    log.addHandler(handler)
+    log.info("logging writes, warnings and errors to the iocLogServer at %s:%d", *handler.address)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the IOC; return the process exit status."""
     settings = parse_args(argv)
     configure_logging("ioc")
     quiet_caproto_logs()
     try:
-        if settings.acf is not None:
-            load_acf(settings.acf)  # refuse to start on a broken file, before anything else
-        service = build(settings)
-    except (AcfError, StateDirInUse, StoreError) as error:
+        service = build(settings)  # refuses a broken ACF or permissions file first
+    except (PolicyError, StateDirInUse, StoreError) as error:
         log.error("cannot start: %s", error)
         return 1
     log_start(settings, service)
+    try:
+        open_put_log(settings.state_dir)
+    except OSError as error:
+        log.error("cannot start: cannot open the put log in %s: %s", settings.state_dir, error)
+        return 1
+    send_to_log_server()
     starting = service.start()  # the worker loads while the PVs come up
     return asyncio.run(serve(settings, service, starting))
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_GROUP = "DEFAULT"
@@ -72,9 +72,12 @@ class Rule:
 
 @dataclass(frozen=True)
 class AccessConfig:
-    """The access security groups (ASGs) of an ACF, each with its rules."""
+    """The access security groups (ASGs) of an ACF, each with its rules, and the members
+    of each user access group (UAG), which are also the permission groups.
+    """
 
     groups: Mapping[str, tuple[Rule, ...]]
+    user_groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def rights(self, group: str, host: str, user: str) -> Access:
         """The rights of `user` on `host` to a PV of ASG `group` (WRITE includes READ)."""
@@ -193,7 +196,7 @@ class _Parser:
                 self.asgs[name.text] = self.asg()
             else:  # host names compare case-insensitively
                 self.groups[token.text][name.text] = self.members(lower=token.text == "HAG")
-        return AccessConfig(self.asgs)
+        return AccessConfig(self.asgs, self.groups["UAG"])
 
     def asg(self) -> tuple[Rule, ...]:
         """The optional body of an ASG; INP and CALC lines are checked and dropped."""

@@ -28,6 +28,9 @@ environment variables (see docs/deploy.md):
   TILED_RETRY_ATTEMPTS, TILED_RETRY_TIMEOUT
                             how long the Tiled client retries a server that is down
   CAPROTO_MAX_SUBSCRIPTION_BACKLOG and the other CAPROTO_* knobs of caproto's server
+  EPICS_IOC_LOG_INET, EPICS_IOC_LOG_PORT
+                            the iocLogServer that gets the put log, warnings and errors
+                            (port default 7004; unset: none)
   PYTHONPATH                where the modules named by --plans and device classes are found
   BLUESKY_IOC_PROG          the program name this help shows (start_ioc.sh sets it)"""
 
@@ -38,7 +41,10 @@ $(P)LAST:RESULT and $(P)ERROR:MESSAGE. $(P)HEARTBEAT answers at once; the IOC is
 for tasks when $(P)STATE leaves UNKNOWN (its first worker has loaded).
 Plans and devices run in a worker process of their own ($(P)WORKER:PID), which the IOC
 restarts if it dies; SIGTERM/SIGINT abort the running task and queue it again.
-EPICS_CA_* / EPICS_CAS_* environment variables are honoured as by any CA server."""
+EPICS_CA_* / EPICS_CAS_* environment variables are honoured as by any CA server.
+Every write to a writable PV goes to the put log, <state-dir>/put.log; with
+EPICS_IOC_LOG_INET (and EPICS_IOC_LOG_PORT, default 7004) set, the put log and the
+IOC's warnings and errors also go to that EPICS iocLogServer."""
 
 
 def callers_path(text: str) -> Path:
@@ -99,6 +105,20 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         "--acf", type=callers_path, metavar="FILE", help="EPICS access security file (ACF)"
     )
     parser.add_argument(
+        "--permissions",
+        type=callers_path,
+        metavar="FILE",
+        help="plan and device permissions per user group (YAML, the bluesky queueserver's "
+        "user_groups format; the groups are the UAGs of --acf, which it requires)",
+    )
+    parser.add_argument(
+        "--client-ip-as-host",
+        action="store_true",
+        help="take a writer's host from its IP address, not from the name its CA client "
+        "claims, and ignore names a client sends after its first channel (as EPICS "
+        "base's asCheckClientIP); ACF HAGs then list addresses or resolvable names",
+    )
+    parser.add_argument(
         "--connect-timeout",
         type=float,
         default=10.0,
@@ -137,6 +157,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         help="API key for --tiled-url (default: $TILED_API_KEY)",
     )
     args = parser.parse_args(argv)
+    if args.permissions is not None and args.acf is None:
+        parser.error("--permissions requires --acf: its groups are the ACF's UAGs")
     ioc_options, run_options = split_args(args)
     return Settings(
         prefix=ioc_options["prefix"],
@@ -145,6 +167,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         state_dir=args.state_dir,
         continue_on_error=args.continue_on_error,
         acf=args.acf,
+        permissions=args.permissions,
+        client_ip_as_host=args.client_ip_as_host,
         connect_timeout=args.connect_timeout,
         halt_timeout=args.halt_timeout,
         shutdown_timeout=args.shutdown_timeout,

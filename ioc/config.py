@@ -22,6 +22,8 @@ class Settings:
     state_dir: Path = DEFAULT_STATE_DIR
     continue_on_error: bool = False
     acf: Path | None = None
+    permissions: Path | None = None  # the queueserver-style user-group permissions file
+    client_ip_as_host: bool = False  # a writer's host is its IP address, not the name it claims
     connect_timeout: float = 10.0
     halt_timeout: float = 5.0  # HALT/PANIC: seconds before a worker that has not ended the task is killed
     shutdown_timeout: float = 10.0  # SIGTERM/SIGINT: seconds the running task has to end

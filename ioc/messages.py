@@ -119,11 +119,14 @@ class TaskEnded:
 
 @dataclass(frozen=True)
 class Validated:
-    """The answer to `Validate`: the params with defaults filled in, or why not."""
+    """The answer to `Validate`: the params with defaults filled in and the device names
+    they pass (by path, e.g. `params.motor`), or why not.
+    """
 
     request_id: int
     params: dict[str, Any] | None
     error: str | None = None
+    devices: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,11 @@ import event_model
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import RequestError, format_validation_error
+from .identity import ANONYMOUS, NOBODY, Writer
 
 CORRELATION_ID_MAX = 40  # a DBR_STRING holds 40 characters
-RESERVED_METADATA = ("uid", "time", "task_id", "correlation_id")  # set by the RunEngine / worker
+# Start document keys set by the RunEngine or the worker: a request's metadata may not set them.
+RESERVED_METADATA = ("uid", "time", "task_id", "correlation_id", "user", "user_host", "user_group")
 _START_SCHEMA = event_model.schema_validators[event_model.DocumentNames.start]
 
 
@@ -151,10 +153,24 @@ class Task:
     task_id: str
     metadata: dict[str, Any] = field(default_factory=dict)
     submitted: float = field(default_factory=time.time)
+    user: str = ANONYMOUS  # who submitted it (tasks journaled before this was kept: anonymous)
+    host: str = ""
+    user_group: str | None = None  # the permission group that allowed it (None: no --permissions)
+    devices: dict[str, str] = field(default_factory=dict)  # where the params name a device: path -> name
 
     @classmethod
-    def create(cls, request: TaskRequest, params: dict[str, Any]) -> Task:
-        """A new task for `request`, whose params were validated into `params`."""
+    def create(
+        cls,
+        request: TaskRequest,
+        params: dict[str, Any],
+        *,
+        writer: Writer = NOBODY,
+        user_group: str | None = None,
+        devices: dict[str, str] | None = None,
+    ) -> Task:
+        """A new task for `request` written by `writer`, whose params were validated into
+        `params` (naming the `devices`, by path such as `params.motor`).
+        """
         task_id = str(uuid.uuid4())
         return cls(
             name=request.name,
@@ -162,11 +178,27 @@ class Task:
             correlation_id=request.correlation_id or task_id,
             task_id=task_id,
             metadata=request.metadata,
+            user=writer.user,
+            host=writer.host,
+            user_group=user_group,
+            devices=dict(devices or {}),
         )
 
+    @property
+    def writer(self) -> Writer:
+        """Who submitted the task."""
+        return Writer(self.user, self.host)
+
     def run_metadata(self) -> dict[str, Any]:
-        """Keys for the run start document: the request's metadata plus the ids."""
-        return {**self.metadata, "task_id": self.task_id, "correlation_id": self.correlation_id}
+        """Keys for the run start document: the request's metadata, the ids and the submitter."""
+        return {
+            **self.metadata,
+            "task_id": self.task_id,
+            "correlation_id": self.correlation_id,
+            "user": self.user,
+            "user_host": self.host,
+            "user_group": self.user_group,
+        }
 
     @cached_property
     def summary_json(self) -> str:
@@ -181,6 +213,9 @@ class Task:
             "params": self.params,
             "correlation_id": self.correlation_id,
             "submitted": iso_time(self.submitted),
+            "user": self.user,
+            "host": self.host,
+            "user_group": self.user_group,
         }
 
 
@@ -194,6 +229,7 @@ class TaskOutcome:
     finished: float
     run_uids: tuple[str, ...] = ()
     error: str | None = None  # "<ExceptionType>: <message>" unless the task succeeded
+    ended_by: str | None = None  # "<user>@<host>" of the STOP/ABORT/HALT/PANIC that ended it
 
     @property
     def duration(self) -> float:
@@ -219,6 +255,7 @@ class TaskOutcome:
             "run_uids": list(self.run_uids),
             "started": iso_time(self.started),
             "finished": iso_time(self.finished),
+            "ended_by": self.ended_by,
         }
 
 

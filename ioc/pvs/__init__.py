@@ -4,5 +4,6 @@ from .ioc import BlueskyIOC
 from .logs import quiet_caproto_logs
 from .security import apply_access_security
 from .server import Server
+from .writers import capture_writers
 
-__all__ = ["BlueskyIOC", "Server", "apply_access_security", "quiet_caproto_logs"]
+__all__ = ["BlueskyIOC", "Server", "apply_access_security", "capture_writers", "quiet_caproto_logs"]

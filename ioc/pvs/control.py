@@ -13,6 +13,7 @@ from caproto.server import PVGroup
 from ..models import Command
 from ..service import CommandRefused
 from .fields import DONE, Refused, acts, trigger
+from .writers import writer
 
 
 def command_pv(command: Command, doc: str, act: str):
@@ -43,7 +44,7 @@ class ControlPVs(PVGroup):
         """Carry out `command`; raise `Refused` (after recording why) if it does not apply."""
         ioc = self.parent
         try:
-            await asyncio.wrap_future(ioc.service.command(command))
+            await asyncio.wrap_future(ioc.service.command(command, writer()))
         except CommandRefused as error:
             await ioc.record_error(f"{command}: CommandRefused: {error}")
             raise Refused(error) from None

@@ -22,6 +22,7 @@ from .fields import (
     update,
     update_text,
 )
+from .writers import writer
 
 MAX_NAMES = 100  # entries on QUEUE:NAMES
 
@@ -56,14 +57,14 @@ class QueuePVs(PVGroup):
     @enable.putter
     async def enable(self, instance, value: str) -> str:
         """Hold or release the queue."""
-        self.parent.service.queue.set_enabled(value == Gate.RUN)
+        self.parent.service.set_enabled(value == Gate.RUN, writer())
         return value
 
     @remove.putter
     async def remove(self, instance, value: str) -> str:
         """Take a pending task off the queue; refuse an id that is not pending."""
         try:
-            self.parent.service.remove(value)
+            self.parent.service.remove(value, writer())
         except NotPending as error:
             await self.parent.record_error(f"QUEUE:REMOVE: NotPending: {error}")
             raise Refused(error) from None
@@ -74,6 +75,6 @@ class QueuePVs(PVGroup):
     async def clear(self, instance, value: str) -> str:
         """Take every pending task off the queue."""
         if acts(value):
-            self.parent.service.clear()
+            self.parent.service.clear(writer())
             await self.parent.bridge.settled()
         return DONE

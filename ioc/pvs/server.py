@@ -12,6 +12,7 @@ from caproto.asyncio.server import Context
 from caproto.server.common import Subscription, SubscriptionSpec, host_endian
 
 from .circuit import Circuit, SubscriptionSet
+from .client_names import IpHostCircuit
 
 
 class Server(Context):
@@ -31,8 +32,14 @@ class Server(Context):
 
     CircuitClass = Circuit
 
-    def __init__(self, pvdb: dict[str, Any], interfaces: list[str] | None = None) -> None:
+    def __init__(
+        self, pvdb: dict[str, Any], interfaces: list[str] | None = None, *,
+        client_ip_as_host: bool = False,
+    ) -> None:
+        """Serve `pvdb`; `client_ip_as_host`: see `ioc.pvs.client_names`."""
         super().__init__(pvdb, interfaces)
+        if client_ip_as_host:
+            self.CircuitClass = IpHostCircuit
         self.subscriptions: defaultdict[SubscriptionSpec, SubscriptionSet] = defaultdict(
             SubscriptionSet
         )

@@ -42,6 +42,7 @@ class StreamPVs(PVGroup):
         event = {
             "type": kind,
             **_ids(task),
+            "user": task.user if task is not None else None,
             "state": self.parent.worker.state.value,
             "timestamp": time.time(),
             "error": error,

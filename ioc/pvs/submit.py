@@ -11,6 +11,7 @@ from ..errors import RequestError
 from ..models import Task, TaskOutcome, TaskResult
 from .circuit import updates_sent
 from .fields import Refused, decode_write, enum, string, text, write_text
+from .writers import write_accepted, writer
 
 REQUEST_BYTES = 65536  # the contract asks >= 16384 characters
 VALIDATION_WAIT = 2.0  # seconds the worker has to validate a request before it is refused
@@ -63,7 +64,7 @@ class SubmitPVs(PVGroup):
         """
         ioc = self.parent
         try:
-            pending = ioc.service.submit(decode_write(value))
+            pending = ioc.service.submit(decode_write(value), writer())
             future = asyncio.wrap_future(pending.future)
             try:
                 waited = VALIDATION_WAIT if ioc.service.supervisor.up else STARTUP_WAIT
@@ -82,4 +83,5 @@ class SubmitPVs(PVGroup):
         await self.status.write(SubmitStatus.ACCEPTED)
         await write_text(self.message, f"accepted as task {task.task_id}")
         await ioc.bridge.settled()
+        write_accepted()  # a RUN put's completion waits for the task: the write is logged now
         return task, ended

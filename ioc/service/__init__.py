@@ -5,8 +5,18 @@ supervisor of the worker process. Neither caproto nor bluesky is imported here.
 from .build import build
 from .commands import CommandRefused
 from .lock import StateDirInUse
+from .policy import Policy, PolicyError
 from .queue import NotPending
 from .store import StoreError
 from .worker_service import WorkerService
 
-__all__ = ["CommandRefused", "NotPending", "StateDirInUse", "StoreError", "WorkerService", "build"]
+__all__ = [
+    "CommandRefused",
+    "NotPending",
+    "Policy",
+    "PolicyError",
+    "StateDirInUse",
+    "StoreError",
+    "WorkerService",
+    "build",
+]

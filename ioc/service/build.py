@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..config import Settings
+from .policy import Policy
 from .runstore import RunFiles, Sink
 from .store import StateStore
 from .tiled import tiled_sink
@@ -12,17 +13,20 @@ RUNS = "runs"  # run files, one JSON Lines file per run, under the state directo
 
 
 def build(settings: Settings) -> WorkerService:
-    """A service ready to start; raises `StateDirInUse` if another IOC owns the state
-    directory, `StoreError` if it is unusable (`TiledUnavailable`, a `StoreError`:
-    --tiled-url without the extra).
+    """A service ready to start; raises `PolicyError` if the ACF or the permissions file
+    does not parse, `StateDirInUse` if another IOC owns the state directory, `StoreError`
+    if it is unusable (`TiledUnavailable`, a `StoreError`: --tiled-url without the extra).
     """
-    store = StateStore.in_directory(settings.state_dir)  # first: nothing is touched if in use
+    policy = Policy(settings.acf, settings.permissions)  # reads files, changes nothing
+    store = StateStore.in_directory(settings.state_dir)  # then: nothing is touched if in use
     try:
         run_files = RunFiles(settings.state_dir / RUNS)
         run_store: list[Sink] = [run_files]
         if settings.tiled_url:
             run_store.append(tiled_sink(settings.tiled_url, settings.tiled_api_key))
-        return WorkerService(settings, store=store, run_store=run_store, run_files=run_files)
+        return WorkerService(
+            settings, store=store, run_store=run_store, run_files=run_files, policy=policy
+        )
     except BaseException:
         store.close()
         raise

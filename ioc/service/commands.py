@@ -10,8 +10,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager, contextmanager
 
+from ..identity import NOBODY, Writer
 from ..models import Command, TaskResult
+from .policy import Policy, PolicyError
 from .supervisor import Ending, Supervisor
+
+# How a task a command ends is recorded, naming who wrote the command.
+ENDINGS = {
+    Command.STOP: (TaskResult.STOPPED, "stopped by {}"),
+    Command.ABORT: (TaskResult.ABORTED, "aborted by {}"),
+    Command.HALT: (TaskResult.HALTED, "halted by {}"),
+    Command.PANIC: (TaskResult.ABORTED, "aborted by {} (PANIC)"),
+}
 
 
 class CommandRefused(Exception):
@@ -30,23 +40,30 @@ class Commands:
         set_latched: Callable[[bool], None],
         idle: Callable[[], AbstractContextManager[bool]],
         halt_timeout: float,
+        policy: Policy | None = None,
     ) -> None:
         self._supervisor = supervisor
+        self._policy = policy or Policy()
+        self._enders: dict[str, Writer] = {}  # task id -> who asked to end it
         self._set_latched = set_latched
         self._idle = idle
         self._halt_timeout = halt_timeout
         self._waits = ThreadPoolExecutor(max_workers=4, thread_name_prefix="command")
         self.panicked = False
 
-    def execute(self, command: Command) -> Future[None]:
-        """Carry out `command`."""
+    def execute(self, command: Command, writer: Writer = NOBODY) -> Future[None]:
+        """Carry out `command`, written by `writer`."""
         done: Future[None] = Future()
-        self._waits.submit(self._carry_out, command, done)
+        self._waits.submit(self._carry_out, command, writer, done)
         return done
 
-    def _carry_out(self, command: Command, done: Future[None]) -> None:
+    def ended_by(self, task_id: str) -> Writer | None:
+        """Who asked to end task `task_id` with STOP, ABORT, HALT or PANIC (forgotten then)."""
+        return self._enders.pop(task_id, None)
+
+    def _carry_out(self, command: Command, writer: Writer, done: Future[None]) -> None:
         try:
-            self._act(command)
+            self._act(command, writer)
         except CommandRefused as error:
             done.set_exception(error)
         except Exception as error:  # every put completes: an unexpected failure says why
@@ -54,14 +71,15 @@ class Commands:
         else:
             done.set_result(None)
 
-    def _act(self, command: Command) -> None:
+    def _act(self, command: Command, writer: Writer) -> None:
         """Do what `command` asks; return once its target state is reached."""
+        ending = self._ending(command, writer)
         if command is Command.PANIC:
             self.panicked = True
             self._set_latched(True)
-            if self._supervisor.running is not None:
+            if ending is not None:
                 limit = f"the worker did not end the task within {self._halt_timeout:g} s and was restarted"
-                self._forward(command, escalation=(TaskResult.ABORTED, f"aborted by PANIC; {limit}"))
+                self._forward(command, ending, escalation=(ending[0], f"{ending[1]}; {limit}"))
             return
         if command is Command.ALL_IS_WELL:
             if not self.panicked:
@@ -77,12 +95,28 @@ class Commands:
         escalation = None
         if command is Command.HALT:
             limit = f"the worker did not halt within {self._halt_timeout:g} s and was restarted"
-            escalation = (TaskResult.HALTED, limit)
-        self._forward(command, escalation=escalation)
+            who = f"{ending[1]}; " if ending is not None else ""
+            escalation = (TaskResult.HALTED, f"{who}{limit}")
+        self._forward(command, ending, escalation=escalation)
 
-    def _forward(self, command: Command, *, escalation: Ending | None) -> None:
-        """Have the worker carry out `command`; kill it if it does not end the task in time."""
-        answer = self._supervisor.command(command)
+    def _ending(self, command: Command, writer: Writer) -> Ending | None:
+        """How the running task is recorded if `command` ends it (None: no task runs or
+        the command ends none); remembers who wrote it.
+        """
+        task = self._supervisor.running
+        if command not in ENDINGS or task is None:
+            return None
+        self._enders[task.task_id] = writer
+        result, reason = ENDINGS[command]
+        return result, reason.format(writer)
+
+    def _forward(
+        self, command: Command, ending: Ending | None = None, *, escalation: Ending | None
+    ) -> None:
+        """Have the worker carry out `command` (a task it ends recorded as `ending`); kill
+        it if it does not end the task in time.
+        """
+        answer = self._supervisor.command(command, ending)
         task = self._supervisor.running
         try:
             answer.result(timeout=self._halt_timeout if escalation else None)
@@ -97,14 +131,22 @@ class Commands:
             raise CommandRefused(str(error)) from None
 
     def _reload(self) -> None:
-        """Replace the worker, at once and only while no task runs (nor another RELOAD)."""
+        """A new worker with the plans and devices as they are now, and the rules files
+        re-read; at once and only while no task runs (nor another RELOAD); all or nothing:
+        if either fails to load, the old ones go on.
+        """
         with self._idle() as idle:
             if not idle:
                 raise CommandRefused(self._not_idle())
             try:
+                rules = self._policy.read_again()
+            except PolicyError as error:
+                raise CommandRefused(f"{error} (the old rules and worker go on)") from None
+            try:
                 self._supervisor.reload().result()
             except Exception as error:
                 raise CommandRefused(f"{error} (the old worker goes on)") from None
+            self._policy.apply(rules)
 
     def _not_idle(self) -> str:
         """Why RELOAD is refused now (it is refused, not deferred: the contract's "refused

@@ -59,7 +59,9 @@ def _task_to_json(task: Task) -> str:
 
 
 def _task_from_dict(data: dict[str, Any]) -> Task:
-    """The `Task` of `_task_to_json`'s parsed text."""
+    """The `Task` of `_task_to_json`'s parsed text (a task journaled before the submitter
+    was kept gets the defaults: user `anonymous`, no host, no group).
+    """
     return Task(**data)
 
 
@@ -78,6 +80,7 @@ def _outcome_from_json(text: str) -> TaskOutcome:
         finished=data["finished"],
         run_uids=tuple(data["run_uids"]),
         error=data["error"],
+        ended_by=data.get("ended_by"),  # absent in a history written before it was kept
     )
 
 

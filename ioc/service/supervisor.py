@@ -191,7 +191,7 @@ class Supervisor:
         self._current: WorkerProcess | None = None
         self._candidate: tuple[WorkerProcess, Future[Catalog]] | None = None
         self._ready = threading.Condition(self._lock)
-        self._validations: dict[int, Future[dict[str, Any]]] = {}
+        self._validations: dict[int, Future[Validated]] = {}
         self._unsent: list[Validate] = []  # asked for while no worker was up
         self._commands: dict[int, Future[None]] = {}
         self._running: _Running | None = None
@@ -231,9 +231,11 @@ class Supervisor:
         return loaded
 
     # --- requests -----------------------------------------------------------------------
-    def validate(self, name: str, params: dict[str, Any]) -> Future[dict[str, Any]]:
-        """The worker's validation of `params` for plan `name` (fails with `RequestError`)."""
-        answer: Future[dict[str, Any]] = Future()
+    def validate(self, name: str, params: dict[str, Any]) -> Future[Validated]:
+        """The worker's validation of `params` for plan `name`: the params with defaults and
+        the device names they pass (fails with `RequestError`).
+        """
+        answer: Future[Validated] = Future()
         with self._lock:
             request_id = next(self._ids)
             self._validations[request_id] = answer
@@ -307,7 +309,7 @@ class Supervisor:
             answer = self._validations.pop(report.request_id, None)
             if answer is not None:
                 if report.error is None:
-                    answer.set_result(report.params or {})
+                    answer.set_result(report)
                 else:
                     answer.set_exception(RequestError(report.error))
         elif isinstance(report, CommandDone):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
@@ -17,6 +18,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import RequestError
+from ..identity import NOBODY, Writer
 from ..messages import (
     Catalog,
     CatalogChanged,
@@ -31,6 +33,7 @@ from ..messages import (
     TaskRejected,
     TaskRemoved,
     TaskSubmitted,
+    Validated,
     WorkerChanged,
     WorkerReport,
 )
@@ -46,6 +49,8 @@ from ..models import (
 )
 from .commands import Commands, holding
 from .open_runs import ABORT, FAIL, OpenRuns
+from .permissions import PermissionRefused
+from .policy import Policy
 from .queue import QueueClosed, TaskQueue
 from .runstore import DocumentWriter, RunFiles, Sink
 from .store import StateStore, StoreError, fresh_copy
@@ -56,6 +61,7 @@ log = logging.getLogger(__name__)
 Listener = Callable[[Report], None]
 SHUT_DOWN = (TaskResult.ABORTED, "the IOC was shut down")
 BEAT = 1.0  # seconds between notes in the state database that the IOC is alive
+ENDED_BY_COMMAND = (TaskResult.STOPPED, TaskResult.ABORTED, TaskResult.HALTED)
 
 
 class PendingRequest:
@@ -98,12 +104,15 @@ class WorkerService:
         store: StateStore,
         run_store: Sequence[Sink] = (),
         run_files: RunFiles | None = None,
+        policy: Policy | None = None,
     ) -> None:
         """A service over `store`: pending tasks found there wait, with the queue on hold.
         Every document goes to each of the `run_store` sinks, on a writer thread of its own.
         The runs of a task a crash interrupted get their stop documents in `run_files`.
+        `policy` holds the access and permission rules (default: everything allowed).
         """
         self._settings = settings
+        self.policy = policy or Policy()
         self._store = store
         self._listeners: list[Listener] = []
         self.recovery = store.recover()
@@ -130,6 +139,7 @@ class WorkerService:
             set_latched=self._set_latched,
             idle=lambda: holding(self._runner_lock),
             halt_timeout=settings.halt_timeout,
+            policy=self.policy,
         )
         self._runner = threading.Thread(target=self._run_tasks, name="task-runner", daemon=True)
         # One writer thread per sink: a slow Tiled server never holds up the run files.
@@ -172,9 +182,10 @@ class WorkerService:
         threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
         return loaded
 
-    def submit(self, text: str) -> PendingRequest:
-        """Validate the request `text` (through the worker) and queue it; raise
-        `RequestError` at once if it is refused without asking the worker.
+    def submit(self, text: str, writer: Writer = NOBODY) -> PendingRequest:
+        """Validate the request `text` of `writer` (through the worker), check that the
+        permissions let them make it, and queue it; raise `RequestError` at once if it is
+        refused without asking the worker.
         """
         if self._shutting_down:
             raise self._rejected(RequestError("the IOC is shutting down: no new requests"))
@@ -184,39 +195,54 @@ class WorkerService:
             raise self._rejected(error) from None
         pending = PendingRequest(self._rejected)
         validated = self.supervisor.validate(request.name, request.params)
-        validated.add_done_callback(lambda done: pending.settle(self._accept, request, done))
+        validated.add_done_callback(
+            lambda done: pending.settle(self._accept, request, done, writer)
+        )
         return pending
 
-    def _accept(self, request: TaskRequest, validated: Future[dict[str, Any]]) -> Task:
+    def _accept(self, request: TaskRequest, validated: Future[Validated], writer: Writer) -> Task:
         """Queue the validated request (journaled first); raise `RequestError` if refused."""
+        answer = validated.result()
+        group = self.policy.authorize(writer, request.name, answer.devices)
         try:
-            task = Task.create(request, validated.result())
+            task = Task.create(
+                request, answer.params or {}, writer=writer, user_group=group, devices=answer.devices
+            )
             self.queue.append(task)
         except StoreError as error:
             raise RequestError(f"cannot keep the request: {error}") from None
         self._tell(TaskSubmitted(task))
         return task
 
-    def remove(self, task_id: str) -> Task:
+    def remove(self, task_id: str, writer: Writer = NOBODY) -> Task:
         """Take the pending task `task_id` (or the one whose id starts with it) off the queue;
         `NotPending` if no single pending task fits.
         """
         task = self.queue.remove(task_id)
+        log.info("task %s removed by %s", task.task_id, writer)
         self._tell(TaskRemoved(task))
         return task
 
-    def clear(self) -> list[Task]:
+    def clear(self, writer: Writer = NOBODY) -> list[Task]:
         """Take every pending task off the queue."""
         removed = self.queue.clear()
+        if removed:
+            log.info("%d pending task(s) removed by %s", len(removed), writer)
         for task in removed:
             self._tell(TaskRemoved(task))
         return removed
 
-    def command(self, command: Command) -> Future[None]:
-        """Carry out `command`; the future completes when the worker has reached its target
-        state, or fails with `CommandRefused`.
+    def set_enabled(self, enabled: bool, writer: Writer = NOBODY) -> None:
+        """Let pending tasks start (`enabled`), or hold them."""
+        log.info("queue set to %s by %s", "Run" if enabled else "Hold", writer)
+        self.queue.set_enabled(enabled)
+
+    def command(self, command: Command, writer: Writer = NOBODY) -> Future[None]:
+        """Carry out `command` of `writer`; the future completes when the worker has
+        reached its target state, or fails with `CommandRefused`.
         """
-        return self.commands.execute(command)
+        log.info("%s written by %s", command, writer)
+        return self.commands.execute(command, writer)
 
     def shutdown(self, timeout: float) -> None:
         """Take no new requests; end the running task as ABORT would, record it, put a copy
@@ -250,6 +276,13 @@ class WorkerService:
                 self.queue.set_enabled(False)
                 continue
             with self._runner_lock:
+                try:
+                    self.policy.recheck(task)  # the rules may have changed since it was queued
+                except PermissionRefused as error:
+                    now = time.time()
+                    refused = TaskOutcome(task, TaskResult.FAILED, now, now, error=f"PermissionRefused: {error}")
+                    self._task_ended(refused, died=False)
+                    continue
                 ended = self.supervisor.run(task)
                 if not ended.cancelled():
                     ended.exception()  # wait for the end (recorded by `_task_ended`)
@@ -280,6 +313,9 @@ class WorkerService:
         """
         again = died or (self._shutting_down and outcome.result is TaskResult.ABORTED)
         self._close_open_runs(outcome)
+        ender = self.commands.ended_by(outcome.task.task_id)
+        if ender is not None and outcome.result in ENDED_BY_COMMAND:
+            outcome = replace(outcome, ended_by=str(ender))
         try:
             if not outcome.run_uids:
                 outcome = replace(outcome, run_uids=self._store.run_uids(outcome.task.task_id))

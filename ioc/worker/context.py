@@ -15,7 +15,7 @@ from pydantic_core import PydanticOmit, core_schema
 
 from ..errors import RequestError, format_validation_error
 from .devices import DeviceRegistry
-from .plan_models import build_model, opaque_defaults, resolve_devices
+from .plan_models import build_model, device_paths, opaque_defaults, resolve_devices
 
 PlanFunction = Callable[..., Iterator[Msg]]
 
@@ -81,8 +81,20 @@ class PlanContext:
 
     def validate(self, name: str, params: Mapping[str, object]) -> dict[str, object]:
         """JSON-able `params` of plan `name` with defaults filled in, or `RequestError`."""
+        return self.validate_naming_devices(name, params)[0]
+
+    def validate_naming_devices(
+        self, name: str, params: Mapping[str, object]
+    ) -> tuple[dict[str, object], dict[str, str]]:
+        """`validate`, and the device names the params pass by their path (`params.motor`)."""
         plan, model = self._validated(name, params)
-        return model.model_dump(mode="json", exclude=set(plan.opaque_defaults - model.model_fields_set))
+        devices = {
+            path: device
+            for field in type(model).model_fields
+            for path, device in device_paths(getattr(model, field), f"params.{field}").items()
+        }
+        dumped = model.model_dump(mode="json", exclude=set(plan.opaque_defaults - model.model_fields_set))
+        return dumped, devices
 
     def build_plan(self, name: str, params: Mapping[str, object]) -> Iterator[Msg]:
         """The generator of plan `name` called with validated `params`, device names resolved."""

@@ -75,17 +75,22 @@ class DeviceField:
         return sorted(name for name, device in available.items() if is_kind(device, self.kind))
 
     def check(self, name: str) -> DeviceName:
-        """`name` as a `DeviceName` if it names a fitting device, else a pydantic error."""
+        """`name` as a `DeviceName` if it names a fitting device (or a part of one by its
+        dotted name, e.g. ``det1.val``), else a pydantic error.
+        """
         available = self.devices.available()
-        if name in available:
-            device = available[name]
+        root = name.split(".", 1)[0]
+        if root in available:
+            device = find_device(available, name)
+            if device is None:
+                _fail(f"device {root!r} has no part {name[len(root) + 1:]!r}")
             if is_kind(device, self.kind):
                 return DeviceName(name)
             kind = self.kind.__name__
             _fail(f"device {name!r} ({type(device).__name__}) is not {kind}; {self._expected()}")
         unavailable = self.devices.unavailable()
-        if name in unavailable:
-            _fail(f"device {name!r} is unavailable: {unavailable[name]}")
+        if root in unavailable:
+            _fail(f"device {root!r} is unavailable: {unavailable[root]}")
         _fail(f"unknown device {name!r}; {self._expected()}")
 
     def _expected(self) -> str:
@@ -161,10 +166,43 @@ def opaque_defaults(model: type[pydantic.BaseModel]) -> frozenset[str]:
     return frozenset(opaque)
 
 
+def find_device(available: Mapping[str, object], name: str) -> object | None:
+    """The device `name` of `available`, or the part of it a dotted name names
+    (``motor1.velocity``: a component of an ophyd device or a child of an ophyd-async
+    one); None if there is none.
+    """
+    root, *parts = name.split(".")
+    device = available.get(root)
+    for part in parts:
+        if device is None or not part.isidentifier() or part.startswith("_"):
+            return None
+        device = getattr(device, part, None)
+        if not isinstance(device, (OphydObject, Device)):
+            return None
+    return device
+
+
+def device_paths(value: object, path: str) -> dict[str, str]:
+    """Each `DeviceName` in `value` (however nested) by its path from `path`, e.g.
+    ``{"params.motor": "motor1", "params.detectors.0": "det1"}``.
+    """
+    if isinstance(value, DeviceName):
+        return {path: str(value)}
+    items: Any = ()
+    if type(value) is dict:
+        items = value.items()
+    elif isinstance(value, _COLLECTIONS) and type(value) in _COLLECTIONS:
+        items = enumerate(value)
+    found: dict[str, str] = {}
+    for key, item in items:
+        found.update(device_paths(item, f"{path}.{key}"))
+    return found
+
+
 def resolve_devices(value: object, available: Mapping[str, object]) -> object:
     """`value` with each `DeviceName` in it (in lists, tuples, sets, dicts) made its device."""
     if isinstance(value, DeviceName):
-        return available[value]
+        return find_device(available, value)
     if isinstance(value, _COLLECTIONS) and type(value) in _COLLECTIONS:  # not e.g. named tuples
         return type(value)(resolve_devices(item, available) for item in value)
     if type(value) is dict:

@@ -160,8 +160,8 @@ def serve(link: Link, run_engine: RunEngine, context: PlanContext, suspenders: S
             return
         if isinstance(message, Validate):
             try:
-                params = context.validate(message.name, message.params)
-                link.send(Validated(message.request_id, params))
+                params, devices = context.validate_naming_devices(message.name, message.params)
+                link.send(Validated(message.request_id, params, devices=devices))
             except RequestError as error:
                 link.send(Validated(message.request_id, None, str(error)))
         elif isinstance(message, RunTask):

@@ -148,7 +148,8 @@ def test_queued_tasks_show_and_run_in_order(ioc, ca_context):
         pending = json.loads(caget_str(ioc.pv("QUEUE"), env=DEFAULT_ARRAY_BYTES))
         assert [task["correlation_id"] for task in pending] == ids
         assert ca_read_value(ca_context, ioc.pv("QUEUE:COUNT")) == 3
-        assert set(pending[0]) == {"task_id", "name", "params", "correlation_id", "submitted"}
+        assert set(pending[0]) == {"task_id", "name", "params", "correlation_id", "submitted",
+                                   "user", "host", "user_group"}
         wait_for(lambda: finished[-1:] == ids[-1:], 30, message=f"finished {finished}")
         assert [cid for cid in finished if cid in ids + ["blocker"]] == ["blocker", *ids], finished
     finally:

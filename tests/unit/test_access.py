@@ -10,14 +10,15 @@ SHIPPED = Path(__file__).parents[2] / "db" / "access.acf"
 RW = Access.READ | Access.WRITE
 
 EXAMPLE = """\
-UAG(operators) { alice, bob }
+UAG(staff) { alice }
+UAG(visitors) { bob }
 HAG(controlroom) { localhost, 127.0.0.1, opi1 }
 ASG(DEFAULT) {
     RULE(1, READ)
 }
 ASG(CONTROL) {
     RULE(1, READ)
-    RULE(1, WRITE) { UAG(operators) HAG(controlroom) }
+    RULE(1, WRITE) { UAG(staff, visitors) HAG(controlroom) }
 }
 """
 
@@ -169,3 +170,8 @@ def test_shipped_acf() -> None:
 def test_allow_all() -> None:
     for group in ("DEFAULT", "CONTROL", "ANYTHING"):
         assert ALLOW_ALL.rights(group, "anywhere", "anyone") == RW
+
+
+def test_the_uags_are_kept_as_the_permission_groups() -> None:
+    config = load_acf(SHIPPED)
+    assert config.user_groups == {"staff": frozenset({"alice"}), "visitors": frozenset({"bob"})}

@@ -460,3 +460,25 @@ def test_standard_plans_are_described(ctx: PlanContext) -> None:
         assert 10 < len(first_line) < 90 and first_line.endswith(".")
         assert "md" not in catalog[name]["schema"]["properties"]
     assert catalog["scan"]["schema"]["properties"]["motor"]["enum"] == ["motor1", "motor2"]
+
+
+def test_a_part_of_a_device_is_named_by_its_dotted_name(ctx: PlanContext, registry: DeviceRegistry) -> None:
+    devices = registry.available()
+    params = {"motor": "motor1", "detectors": ["det1.val", "motor2.readback"]}
+    received = called_with(ctx, "devices", params)
+    assert received["detectors"] == [devices["det1"].val, devices["motor2"].readback]
+    for name, message in [
+        ("det1.nothing", "device 'det1' has no part 'nothing'"),
+        ("det1.__class__", "device 'det1' has no part '__class__'"),
+        ("det1.name", "device 'det1' has no part 'name'"),  # an attribute, not a part
+        ("det9.val", "device 'det9' is unavailable"),
+        ("nope.val", "unknown device 'nope.val'"),
+    ]:
+        assert message in refusal(ctx, "devices", {"motor": "motor1", "detectors": [name]})
+
+
+def test_validation_names_the_devices_by_their_path(ctx: PlanContext) -> None:
+    params = {"motor": "motor1", "detectors": ["det1.val", "motor2"], "by_role": {"x": "motor2"}}
+    _, devices = ctx.validate_naming_devices("devices", params)
+    assert devices == {"params.motor": "motor1", "params.detectors.0": "det1.val",
+                       "params.detectors.1": "motor2", "params.by_role.x": "motor2"}

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ioc.identity import Writer
 from ioc.messages import DeviceProgress, Report, TaskStarted
 from ioc.models import Command, TaskResult, WorkerState
 from ioc.service import CommandRefused, NotPending, WorkerService
@@ -41,6 +42,8 @@ class Recorder(recording.Recorder):
             current = (report.views.get("smotor") or {}).get("current")
             if current is not None:
                 self._record("smotor", current)
+
+BOB = Writer("bob", "ws4")
 
 
 def ask(name: str, **params: Any) -> str:
@@ -135,9 +138,9 @@ def test_pause_without_checkpoint(service: WorkerService, recorder: Recorder) ->
 @pytest.mark.parametrize(
     ("command", "result", "error", "exit_status", "cleaned_up"),
     [
-        (Command.STOP, TaskResult.STOPPED, "Stopped: stopped by STOP", "success", True),
-        (Command.ABORT, TaskResult.ABORTED, "Aborted: aborted by ABORT", "abort", True),
-        (Command.HALT, TaskResult.HALTED, "Halted: halted by HALT", "abort", False),
+        (Command.STOP, TaskResult.STOPPED, "Stopped: stopped by bob@ws4", "success", True),
+        (Command.ABORT, TaskResult.ABORTED, "Aborted: aborted by bob@ws4", "abort", True),
+        (Command.HALT, TaskResult.HALTED, "Halted: halted by bob@ws4", "abort", False),
     ],
 )
 @pytest.mark.parametrize("paused", [False, True], ids=["running", "paused"])
@@ -145,14 +148,16 @@ def test_stop_abort_halt(
     service: WorkerService, recorder: Recorder, paused: bool,
     command: Command, result: TaskResult, error: str, exit_status: str, cleaned_up: bool,
 ) -> None:  # fmt: skip
-    """The plan's cleanup (finalize_wrapper: motor2 to 5) runs on STOP and ABORT, not HALT."""
+    """The plan's cleanup (finalize_wrapper: motor2 to 5) runs on STOP and ABORT, not HALT;
+    the outcome names who wrote the command.
+    """
     running(service, recorder, "guarded_sleep", until="start", motor="motor2", seconds=30)
     if paused:
         service.command(Command.PAUSE).result(TIMEOUT)
         assert service.state == WorkerState.PAUSED
-    service.command(command).result(TIMEOUT)
+    service.command(command, BOB).result(TIMEOUT)
     [outcome] = recorder.outcomes(1)
-    assert (outcome.result, outcome.error) == (result, error)
+    assert (outcome.result, outcome.error, outcome.ended_by) == (result, error, "bob@ws4")
     assert recorder.exit_statuses() == [exit_status]
     # control_plans.CLEANUPS is set in the worker process: that the cleanup ran shows in
     # motor2's position, which only the cleanup changes (from 0 to 5).
@@ -166,10 +171,10 @@ def test_halt_frees_a_stuck_move(service: WorkerService, recorder: Recorder) -> 
     with pytest.raises(CommandRefused, match=r"^RELOAD is refused unless idle: task \w{8} \(mv\) is running"):
         service.command(Command.RELOAD).result(TIMEOUT)
     begun = time.monotonic()
-    service.command(Command.HALT).result(TIMEOUT)
+    service.command(Command.HALT, BOB).result(TIMEOUT)
     assert time.monotonic() - begun < 2.0
     [outcome] = recorder.outcomes(1)
-    assert (outcome.result, outcome.error) == (TaskResult.HALTED, "Halted: halted by HALT")
+    assert (outcome.result, outcome.error) == (TaskResult.HALTED, "Halted: halted by bob@ws4")
     service.command(Command.RELOAD).result(recording.START_TIMEOUT)
     assert len(recorder.of("catalog")) == 1  # one: the refused RELOAD reported nothing
 
@@ -179,9 +184,10 @@ def test_panic_while_running(service: WorkerService, recorder: Recorder, go_on: 
     """PANIC aborts the task and latches the queue; ALL_IS_WELL lifts the latch, yet the
     abort holds the queue unless continue_on_error."""
     running(service, recorder, "sleep", seconds=30)
-    service.command(Command.PANIC).result(TIMEOUT)
+    service.command(Command.PANIC, BOB).result(TIMEOUT)
     [outcome] = recorder.outcomes(1)
-    assert (outcome.result, outcome.error) == (TaskResult.ABORTED, "Aborted: aborted by PANIC")
+    assert (outcome.result, outcome.error) == (TaskResult.ABORTED, "Aborted: aborted by bob@ws4 (PANIC)")
+    assert outcome.ended_by == "bob@ws4"
     assert service.state == WorkerState.PANICKED
     submit(service, ask("sleep", seconds=0))
     assert recorder.stays_false(lambda: len(recorder.of("started")) > 1)
@@ -259,10 +265,10 @@ def test_removed_tasks_never_run(service: WorkerService, recorder: Recorder) -> 
 @pytest.mark.parametrize(
     ("command", "result", "reason"),
     [
-        (Command.STOP, TaskResult.STOPPED, "stopped by STOP"),
-        (Command.ABORT, TaskResult.ABORTED, "aborted by ABORT"),
-        (Command.HALT, TaskResult.HALTED, "halted by HALT"),
-        (Command.PANIC, TaskResult.ABORTED, "aborted by PANIC"),
+        (Command.STOP, TaskResult.STOPPED, "stopped by anonymous@anonymous"),
+        (Command.ABORT, TaskResult.ABORTED, "aborted by anonymous@anonymous"),
+        (Command.HALT, TaskResult.HALTED, "halted by anonymous@anonymous"),
+        (Command.PANIC, TaskResult.ABORTED, "aborted by anonymous@anonymous (PANIC)"),
     ],
 )
 def test_a_command_right_at_the_start_of_a_task_is_not_lost(

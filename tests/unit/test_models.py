@@ -6,6 +6,7 @@ import uuid
 import pytest
 
 from ioc.errors import RequestError
+from ioc.identity import Writer
 from ioc.models import (
     CORRELATION_ID_MAX,
     Task,
@@ -29,10 +30,10 @@ def refusal(text: str) -> str:
 
 
 def test_parses_a_full_request() -> None:
-    text = '{"name":"count","params":{"num":2},"correlation_id":"c-1","metadata":{"user":"ann"}}'
+    text = '{"name":"count","params":{"num":2},"correlation_id":"c-1","metadata":{"operator":"ann"}}'
     request = parse_request(text)
     assert request == TaskRequest(
-        name="count", params={"num": 2}, correlation_id="c-1", metadata={"user": "ann"}
+        name="count", params={"num": 2}, correlation_id="c-1", metadata={"operator": "ann"}
     )
 
 
@@ -106,20 +107,33 @@ def test_task_create_keeps_given_correlation_id() -> None:
     assert task.task_id != "mine"
 
 
-def test_run_metadata_is_the_request_metadata_plus_the_ids() -> None:
+def test_run_metadata_is_the_request_metadata_plus_the_ids_and_the_submitter() -> None:
     text = '{"name":"n","correlation_id":"c","metadata":{"a":1}}'
-    task = Task.create(parse_request(text), {})
-    assert task.run_metadata() == {"a": 1, "task_id": task.task_id, "correlation_id": "c"}
+    task = Task.create(parse_request(text), {}, writer=Writer("alice", "ws3"), user_group="staff")
+    assert task.run_metadata() == {
+        "a": 1, "task_id": task.task_id, "correlation_id": "c",
+        "user": "alice", "user_host": "ws3", "user_group": "staff",
+    }
 
 
-def test_task_summary() -> None:
-    task = Task.create(parse_request('{"name": "count", "metadata": {"a": 1}}'), {"num": 1})
+@pytest.mark.parametrize("key", ["user", "user_host", "user_group"])
+def test_request_metadata_cannot_name_the_submitter(key: str) -> None:
+    with pytest.raises(RequestError, match=f"metadata: reserved key.* {key}: set by the worker"):
+        parse_request(f'{{"name": "count", "metadata": {{"{key}": "mallory"}}}}')
+
+
+def test_task_summary_names_the_submitter() -> None:
+    request = parse_request('{"name": "count", "metadata": {"a": 1}}')
+    task = Task.create(request, {"num": 1}, writer=Writer("bob", "ws4"), devices={"params.m": "m1"})
     assert task.summary() == {
         "task_id": task.task_id,
         "name": "count",
         "params": {"num": 1},
         "correlation_id": task.task_id,
         "submitted": iso_time(task.submitted),
+        "user": "bob",
+        "host": "ws4",
+        "user_group": None,
     }
 
 
@@ -152,6 +166,7 @@ def test_outcome_summary() -> None:
         "run_uids": ["u1"],
         "started": iso_time(10.0),
         "finished": iso_time(12.5),
+        "ended_by": None,
     }
     assert outcome.duration == 2.5
     json.dumps(summary)  # JSON-able as is
@@ -183,3 +198,8 @@ def test_metadata_that_cannot_go_into_a_start_document_is_refused(metadata, expe
     with pytest.raises(RequestError) as caught:
         parse_request(json.dumps({"name": "count", "metadata": metadata}))
     assert str(caught.value) == expected
+
+
+def test_a_writer_that_claims_no_name_is_anonymous() -> None:
+    assert Writer.claimed(None, "") == Writer("anonymous", "anonymous")
+    assert str(Writer.claimed("alice", "ws3")) == "alice@ws3"

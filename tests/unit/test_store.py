@@ -1,5 +1,6 @@
 """StateStore: the queue and history survive restarts and crashes (a real SIGKILL included)."""
 
+import json
 import re
 import signal
 import sqlite3
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ioc.identity import Writer
 from ioc.models import Task, TaskOutcome, TaskResult, parse_request
 from ioc.service.store import INTERRUPTED, StateStore, StoreError
 
@@ -200,3 +202,36 @@ def test_a_garbage_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=re.escape(str(path))):
         StateStore(path)
     assert path.read_bytes() == b"this is not a database, " * 200
+
+
+def test_an_interrupted_task_is_requeued_with_its_submitter(store: StateStore, path: Path) -> None:
+    request = parse_request('{"name": "count"}')
+    task = Task.create(request, {}, writer=Writer("alice", "ws3"), user_group="staff")
+    store.append(task)
+    store.start(task)
+    store = reopen(store, path)
+    recovery = store.recover()
+    copy = recovery.pending[0]
+    assert copy.task_id != task.task_id
+    assert (copy.user, copy.host, copy.user_group) == ("alice", "ws3", "staff")
+    assert recovery.history[0].task.user == "alice"
+    store.close()
+
+
+def test_a_state_dir_from_before_the_submitter_was_kept_loads(path: Path) -> None:
+    """Rows journaled by an older IOC have no user, host, group, devices or ended_by."""
+    old_task = {"name": "count", "params": {"num": 1}, "correlation_id": "c", "task_id": "t-old",
+                "metadata": {}, "submitted": 5.0}
+    old_outcome = {"task": {**old_task, "task_id": "t-done"}, "result": "Aborted", "started": 1.0,
+                   "finished": 2.0, "run_uids": [], "error": "Aborted: aborted by ABORT"}
+    StateStore(path).close()  # the tables as the IOC makes them
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO pending VALUES (?, 1, ?)", ("t-old", json.dumps(old_task)))
+        db.execute("INSERT INTO history (outcome) VALUES (?)", (json.dumps(old_outcome),))
+    db.close()
+    store = StateStore(path)
+    recovery = store.recover()
+    pending, finished = recovery.pending[0], recovery.history[0]
+    assert pending.summary()["user"] == "anonymous" and pending.summary()["user_group"] is None
+    assert finished.summary()["ended_by"] is None and finished.task.task_id == "t-done"
+    store.close()
