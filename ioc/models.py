@@ -63,6 +63,14 @@ class TaskResult(StrEnum):
     HALTED = "Halted"
 
 
+class BusStatus(StrEnum):
+    """`BUS:STATUS`: the message bus's connection to its broker."""
+
+    OFF = "Off"  # no --stomp
+    CONNECTED = "Connected"
+    DISCONNECTED = "Disconnected"
+
+
 FAILURES = frozenset({TaskResult.FAILED, TaskResult.ABORTED, TaskResult.HALTED})
 """Results that raise `ERROR:ACTIVE` and hold the queue (unless `--continue-on-error`)."""
 

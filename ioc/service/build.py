@@ -1,9 +1,13 @@
-"""Wires settings into the IOC side: state database, run store, service."""
+"""Wires settings into the IOC side: state database, run store, message bus, service."""
 
 from __future__ import annotations
 
+import os
+
 from ..config import Settings
+from .bus import Publisher
 from .runstore import RunFiles, Sink
+from .stomp import PASSWORD_ENV, StompPublisher
 from .store import StateStore
 from .tiled import tiled_sink
 from .worker_service import WorkerService
@@ -18,6 +22,14 @@ def build(settings: Settings) -> WorkerService:
     run_store: list[Sink] = [RunFiles(settings.state_dir / RUNS)]
     if settings.tiled_url:
         run_store.append(tiled_sink(settings.tiled_url, settings.tiled_api_key))
+    bus: Publisher | None = None
+    if settings.stomp_url:
+        bus = StompPublisher(
+            settings.stomp_url,
+            user=settings.stomp_user,
+            password=os.environ.get(PASSWORD_ENV),
+            capacity=settings.stomp_buffer,
+        )
     return WorkerService(
-        settings, store=StateStore.in_directory(settings.state_dir), run_store=run_store
+        settings, store=StateStore.in_directory(settings.state_dir), run_store=run_store, bus=bus
     )

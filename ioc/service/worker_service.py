@@ -17,6 +17,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import RequestError
 from ..messages import (
+    BusChanged,
     Catalog,
     CatalogChanged,
     DocumentEmitted,
@@ -35,6 +36,7 @@ from ..messages import (
 )
 from ..models import (
     FAILURES,
+    BusStatus,
     Command,
     Task,
     TaskOutcome,
@@ -43,6 +45,7 @@ from ..models import (
     WorkerState,
     parse_request,
 )
+from .bus import OFF, BusView, Publisher
 from .commands import Commands, holding
 from .queue import QueueClosed, TaskQueue
 from .runstore import DocumentWriter, Sink
@@ -54,6 +57,7 @@ log = logging.getLogger(__name__)
 Listener = Callable[[Report], None]
 SHUT_DOWN = (TaskResult.ABORTED, "the IOC was shut down")
 BEAT = 1.0  # seconds between notes in the state database that the IOC is alive
+BUS_FLUSH = 2.0  # seconds the message bus has at shutdown to deliver what is left
 
 
 class PendingRequest:
@@ -90,10 +94,12 @@ class WorkerService:
     """
 
     def __init__(
-        self, settings: Settings, *, store: StateStore, run_store: Sequence[Sink] = ()
-    ) -> None:
+        self, settings: Settings, *, store: StateStore, run_store: Sequence[Sink] = (),
+        bus: Publisher | None = None,
+    ) -> None:  # fmt: skip
         """A service over `store`: pending tasks found there wait, with the queue on hold.
-        Every document goes to each of the `run_store` sinks, on a writer thread of its own.
+        Every document goes to each of the `run_store` sinks, on a writer thread of its own;
+        blueapi's events go to the message `bus`, if any.
         """
         self._settings = settings
         self._store = store
@@ -128,6 +134,10 @@ class WorkerService:
         self._suspended = False  # a suspender holds the running task
         self._shutting_down = False
         self._stopped = threading.Event()
+        self._bus = bus
+        self.bus_health = OFF if bus is None else BusChanged(BusStatus.DISCONNECTED, 0)
+        if bus is not None:
+            self.subscribe(BusView(bus.publish))
 
     @property
     def catalog(self) -> Catalog:
@@ -156,6 +166,8 @@ class WorkerService:
         """Start the worker process and the task runner; the future gives the first
         worker's catalog, or fails with the reason it could not load.
         """
+        if self._bus is not None:
+            self._bus.start(self._bus_changed)
         loaded = self.supervisor.start()
         self._runner.start()
         threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
@@ -223,6 +235,8 @@ class WorkerService:
             except Exception:
                 log.warning("the running task did not end within %g s of the shutdown", timeout)
         self.supervisor.close()
+        if self._bus is not None:
+            self._bus.close(BUS_FLUSH)
         for writer in self._writers:
             writer.close()
         self._store.close()
@@ -310,6 +324,10 @@ class WorkerService:
 
     def _queue_changed(self, tasks: list[Task], enabled: bool) -> None:
         self._tell(QueueChanged(tasks, enabled))
+
+    def _bus_changed(self, health: BusChanged) -> None:
+        self.bus_health = health
+        self._tell(health)
 
     def _store_failed(self, error: str) -> None:
         log.error("%s", error)
