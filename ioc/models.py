@@ -193,6 +193,16 @@ class Task:
 
 
 @dataclass(frozen=True)
+class PlanReturn:
+    """What a plan returned (bluesky's plans return their run uid): the name of its type
+    and its value as JSON (None if it has no JSON form), as blueapi reports a task's result.
+    """
+
+    type: str = "NoneType"
+    value: Any = None
+
+
+@dataclass(frozen=True)
 class TaskOutcome:
     """How a task ended."""
 
@@ -202,6 +212,7 @@ class TaskOutcome:
     finished: float
     run_uids: tuple[str, ...] = ()
     error: str | None = None  # "<ExceptionType>: <message>" unless the task succeeded
+    returned: PlanReturn = field(default_factory=PlanReturn)  # kept while the IOC runs only
 
     @property
     def duration(self) -> float:

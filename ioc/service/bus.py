@@ -58,10 +58,9 @@ class Publisher(Protocol):
 def task_status(task: Task, outcome: TaskOutcome | None = None) -> dict[str, Any]:
     """Blueapi's `TaskStatus` of `task`: running (no `outcome`) or ended.
 
-    Success and Stopped are a `TaskResult` (this IOC does not keep a plan's return value:
-    `type` "NoneType", as blueapi writes a plan that returned None); Failed, Aborted and
-    Halted a `TaskError` whose `type` and `message` are those of the error PVs' text
-    `<ExceptionType>: <message>`.
+    Success and Stopped are a `TaskResult` with what the plan returned (a stopped plan:
+    None); Failed, Aborted and Halted a `TaskError` whose `type` and `message` are those
+    of the error PVs' text `<ExceptionType>: <message>`.
     """
     result: dict[str, Any] | None = None
     failed = outcome is not None and outcome.result in FAILURES
@@ -70,7 +69,8 @@ def task_status(task: Task, outcome: TaskOutcome | None = None) -> dict[str, Any
             kind, message = split_error(outcome.error or str(outcome.result))
             result = {"outcome": "error", "type": kind, "message": message}
         else:
-            result = {"outcome": "success", "result": None, "type": "NoneType"}
+            returned = outcome.returned
+            result = {"outcome": "success", "result": returned.value, "type": returned.type}
     return {
         "task_id": task.task_id,
         "result": result,
