@@ -27,6 +27,7 @@ from .bus import DESTINATION, BusMessage
 from .outbox import Outbox
 
 log = logging.getLogger(__name__)
+logging.getLogger("stomp.py").setLevel(logging.ERROR)  # it warns of every failed attempt; we say it once
 
 PASSWORD_ENV = "BLUESKY_IOC_STOMP_PASSWORD"  # the broker password: never on the command line
 RETRY = 0.5  # seconds between connection attempts while the broker is away
@@ -118,6 +119,7 @@ class StompPublisher:
         self._thread = threading.Thread(target=self._run, name="bus-sender", daemon=True)
         self._on_health: Callable[[BusChanged], None] = lambda change: None
         self._health = BusChanged(BusStatus.DISCONNECTED, 0)
+        self._said_unreachable = False  # the broker's absence was logged (once per outage)
 
     def publish(self, message: BusMessage) -> None:
         """Queue `message` (any thread; never waits; the oldest goes if the outbox is full)."""
@@ -141,9 +143,14 @@ class StompPublisher:
         while not self._stopping.is_set():
             connection = _Connection(self._address, self._outbox)
             if not connection.open(self._user, self._password):
+                if not self._said_unreachable:
+                    log.warning("message bus: cannot reach the broker at %s; trying again every %g s",
+                                self._url, RETRY)
+                    self._said_unreachable = True
                 self._tell(BusStatus.DISCONNECTED)
                 self._stopping.wait(RETRY)
                 continue
+            self._said_unreachable = False
             log.info("message bus: connected to %s", self._url)
             self._outbox.rewind()
             self._tell(BusStatus.CONNECTED)

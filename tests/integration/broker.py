@@ -6,7 +6,11 @@ config of our own: one `stomp://127.0.0.1:<free port>` connector, no persistence
 base/conf/data in a temporary directory; ready in 1-3 s. It runs in its own process
 group and is stopped by that group only. `BrokerUnavailable` names what is missing.
 
-`Listener` subscribes to the bus's topic with stomp-py and keeps every message.
+The broker also copies every message of the bus's topic into the queue `COPY`, so that a
+test sees every message the broker took, whenever it subscribes (a topic gives a
+subscriber only what arrives after it subscribed: across a broker restart, the IOC may
+resend before a test's subscriber is back). `Listener` reads that queue (or the topic)
+with stomp-py and keeps every message.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from tests.integration.harness import LOOPBACK, free_port, wait_for
 ACTIVEMQ_HOME = Path("/usr/share/activemq")
 ACTIVEMQ_JAR = ACTIVEMQ_HOME / "bin" / "activemq.jar"
 TOPIC = "/topic/public.worker.event"
+COPY = "/queue/test.bus.copy"  # every message of TOPIC, kept until a test reads it
 READY_TIMEOUT = 60.0  # a loaded 2-core machine may take many seconds to start a JVM
 
 CONFIG = """<beans xmlns="http://www.springframework.org/schema/beans"
@@ -38,6 +43,15 @@ CONFIG = """<beans xmlns="http://www.springframework.org/schema/beans"
     http://activemq.apache.org/schema/core/activemq-core.xsd">
   <broker xmlns="http://activemq.apache.org/schema/core" brokerName="test"
           persistent="false" useJmx="false" dataDirectory="{data}">
+    <destinationInterceptors>
+      <virtualDestinationInterceptor>
+        <virtualDestinations>
+          <compositeTopic name="public.worker.event" forwardOnly="false">
+            <forwardTo><queue physicalName="test.bus.copy"/></forwardTo>
+          </compositeTopic>
+        </virtualDestinations>
+      </virtualDestinationInterceptor>
+    </destinationInterceptors>
     <transportConnectors>
       <transportConnector name="stomp" uri="stomp://{host}:{port}"/>
     </transportConnectors>
@@ -159,9 +173,11 @@ class Message:
 
 
 class Listener:
-    """A stomp-py subscriber of the bus's topic that keeps every message (for tests)."""
+    """A stomp-py subscriber of `destination` (the broker's copy of the bus's topic) that
+    keeps every message.
+    """
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, destination: str = COPY) -> None:
         import stomp
 
         self.messages: list[Message] = []
@@ -180,13 +196,16 @@ class Listener:
         self._connection = stomp.Connection12([(LOOPBACK, broker.port)])
         self._connection.set_listener("keep", _Keep())
         self._connection.connect(wait=True)
-        self._connection.subscribe(TOPIC, id="1", ack="auto", headers={"receipt": "subscribed"})
+        self._connection.subscribe(destination, id="1", ack="auto", headers={"receipt": "subscribed"})
         if not subscribed.wait(10):  # the broker takes SUBSCRIBE in order: later messages reach us
             raise TimeoutError("the broker did not confirm the subscription within 10 s")
 
     def snapshot(self) -> list[Message]:
         with self._lock:
             return list(self.messages)
+
+    def bodies(self) -> list[Any]:
+        return [message.json() for message in self.snapshot()]
 
     def close(self) -> None:
         try:
