@@ -72,6 +72,11 @@ class Outbox(Generic[T]):
             self._sent += 1
             return envelope
 
+    def has_unsent(self) -> bool:
+        """Whether a message waits that was not sent on this connection yet."""
+        with self._changed:
+            return len(self._items) > self._sent
+
     def confirm(self, seq: int) -> None:
         """The broker has message `seq`, and so (it keeps a connection's order) every
         message before it: forget them.

@@ -1,9 +1,9 @@
 """The message bus's STOMP client (stomp-py): one sender thread delivers the outbox to the
 broker, in order, at least once.
 
-Every message is sent with a STOMP `receipt` header; the broker's RECEIPT (it handles a
-connection's frames in order) confirms it and every message before it, and only then
-does it leave the outbox. When the connection is lost, the sender connects again (an
+The last message of every burst, and at least every `RECEIPT_EVERY`th, is sent with a
+STOMP `receipt` header; the broker's RECEIPT (it handles a connection's frames in order)
+confirms it and every message before it, and only then do they leave the outbox. When the connection is lost, the sender connects again (an
 attempt every `RETRY` seconds) and sends every unconfirmed message again, in order: a
 message may arrive twice across a reconnect, none is lost unless the outbox overflows.
 The thread that publishes never waits: it only puts into the outbox.
@@ -34,6 +34,7 @@ RETRY = 0.5  # seconds between connection attempts while the broker is away
 CONNECT_TIMEOUT = 3.0  # seconds for the TCP connection and for the broker's CONNECTED
 HEARTBEAT_MS = 4000  # STOMP heart-beats both ways: a silent broker counts as lost
 POLL = 0.25  # seconds: how often the sender looks at the connection and the drop count
+RECEIPT_EVERY = 50  # messages: a long burst is confirmed piecewise, not only at its end
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -161,18 +162,22 @@ class StompPublisher:
                 self._tell(BusStatus.DISCONNECTED)
 
     def _send_until_lost(self, connection: _Connection) -> None:
+        unconfirmed = 0  # messages sent since the last one with a receipt
         while not (self._stopping.is_set() or connection.lost.is_set()):
             envelope = self._outbox.next_unsent(POLL)
             self._tell(self._health.status)  # the drop count may have moved
             if envelope is None:
                 continue
             message = envelope.message
+            headers = dict(message.headers)
+            unconfirmed += 1
+            if unconfirmed >= RECEIPT_EVERY or not self._outbox.has_unsent():
+                headers["receipt"] = str(envelope.seq)
+                unconfirmed = 0
             try:
                 connection.stomp.send(
-                    DESTINATION, message.body,
-                    headers={**message.headers, "receipt": str(envelope.seq)},
-                    content_type="application/json",
-                )  # fmt: skip
+                    DESTINATION, message.body, headers=headers, content_type="application/json"
+                )
             except (StompException, OSError):
                 return
 

@@ -23,8 +23,9 @@ def test_messages_go_out_in_order_and_stay_until_confirmed() -> None:
     outbox.confirm(first.seq + 1)  # the receipt of "b": "a" and "b" are with the broker
     assert len(outbox) == 2
     outbox.rewind()  # a new connection: "c" was never confirmed, it goes again
+    assert outbox.has_unsent()
     assert take(outbox, 3) == ["c", "d"]
-    assert outbox.next_unsent(0) is None
+    assert outbox.next_unsent(0) is None and not outbox.has_unsent()
 
 
 def test_a_full_outbox_drops_the_oldest_and_counts_them() -> None:
