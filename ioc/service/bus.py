@@ -14,6 +14,7 @@ No transport here: a `BusView` hands each `BusMessage` to a publisher (`ioc.serv
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,6 +31,7 @@ from ..messages import (
 from ..models import FAILURES, BusStatus, Task, TaskOutcome, WorkerState, to_json
 
 DESTINATION = "/topic/public.worker.event"  # blueapi's one topic for all its events
+PROGRESS_INTERVAL = 0.1  # seconds: a task's ProgressEvents come at most 10 times a second
 CORRELATION_ID = "correlation-id"  # blueapi's header (bluesky-stomp's CORRELATION_ID_HEADER)
 
 
@@ -140,7 +142,8 @@ def data_event(name: str, doc: dict[str, Any], task: Task) -> dict[str, Any]:
 
 def headers(task: Task | None) -> dict[str, str]:
     """The headers of a message about `task`: blueapi's `correlation-id`, and this IOC's
-    own fields, which blueapi's bodies have no room for.
+    own fields, which blueapi's bodies have no room for (the submitter, `user`, belongs
+    here too once tasks carry it).
     """
     if task is None:
         return {}
@@ -151,13 +154,23 @@ def headers(task: Task | None) -> dict[str, str]:
 class BusView:
     """A listener of the service's reports that publishes blueapi's events: one lock keeps
     the messages in the order of the reports, whichever thread tells them.
+
+    Device progress, which moves many times per point, is published at most every
+    `PROGRESS_INTERVAL` (as `PROGRESS` shows it): in between, only its latest state is
+    held back, and it goes out before the next message or when every status is done.
     """
 
-    def __init__(self, publish: Callable[[BusMessage], None]) -> None:
+    def __init__(
+        self, publish: Callable[[BusMessage], None], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._publish = publish
+        self._clock = clock
         self._lock = threading.Lock()
         self._state = WorkerState.UNKNOWN
         self._task: Task | None = None  # the running task
+        self._progress_shown: dict[str, dict[str, Any]] | None = None
+        self._progress_held: dict[str, dict[str, Any]] | None = None
+        self._progress_due = 0.0  # monotonic time from which progress may go out at once
 
     def __call__(self, report: Report) -> None:
         """Publish what `report` means to a blueapi listener, if anything."""
@@ -165,20 +178,42 @@ class BusView:
             if isinstance(report, ShownState):
                 if report.state != self._state:
                     self._state = report.state
-                    self._send(worker_event(self._state, self._task), self._task)
+                    self._send(worker_event(self._state, self._task))
             elif isinstance(report, TaskStarted):
-                self._task = report.task
+                self._task, self._progress_shown = report.task, None
             elif isinstance(report, TaskFinished):
-                task = report.outcome.task
-                self._send(worker_event(self._state, task, report.outcome), task)
+                self._send(worker_event(self._state, report.outcome.task, report.outcome),
+                           report.outcome.task)
                 self._task = None
             elif self._task is not None:
                 if isinstance(report, DocumentEmitted):
-                    self._send(data_event(report.name, report.doc, self._task), self._task)
+                    self._send(data_event(report.name, report.doc, self._task))
                 elif isinstance(report, DeviceProgress):
-                    self._send(progress_event(self._task, report.views), self._task)
+                    self._progress(report.views)
 
-    def _send(self, body: dict[str, Any], task: Task | None) -> None:
+    def _progress(self, views: dict[str, dict[str, Any]]) -> None:
+        if views == self._progress_shown:
+            self._progress_held = None
+            return
+        settled = all(view.get("done") for view in views.values())
+        if settled or self._clock() >= self._progress_due:
+            self._progress_held = None
+            self._send_progress(views)
+        else:
+            self._progress_held = views
+
+    def _send_progress(self, views: dict[str, dict[str, Any]]) -> None:
+        assert self._task is not None
+        self._progress_shown = views
+        self._progress_due = self._clock() + PROGRESS_INTERVAL
+        self._publish(BusMessage(to_json(progress_event(self._task, views)), headers(self._task)))
+
+    def _send(self, body: dict[str, Any], task: Task | None = None) -> None:
+        """Publish `body` about `task` (default: the running one), after the progress held."""
+        if self._progress_held is not None and self._task is not None:
+            held, self._progress_held = self._progress_held, None
+            self._send_progress(held)
+        task = task or self._task
         self._publish(BusMessage(to_json(body), headers(task)))
 
 

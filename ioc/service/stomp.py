@@ -101,7 +101,7 @@ class _Connection(stomp.ConnectionListener):
             self._outbox.confirm(int(receipt))
 
     def on_error(self, frame: stomp.utils.Frame) -> None:
-        log.warning("the broker refused a message: %s %s", frame.headers.get("message"), frame.body)
+        log.warning("message bus: the broker says %s %s", frame.headers.get("message"), frame.body)
 
 
 class StompPublisher:

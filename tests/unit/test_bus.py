@@ -174,3 +174,28 @@ def test_only_changes_of_state_are_told_and_nothing_without_a_task() -> None:
     view(DeviceProgress({"motor1": {}}))
     view(ShownState(WorkerState.PANICKED))
     assert [body["state"] for body in sent.bodies()] == ["IDLE", "PANICKED"]
+
+
+def test_progress_goes_out_at_most_ten_times_a_second_the_latest_before_anything_else() -> None:
+    sent = Recorder()
+    now = [100.0]
+    view = BusView(sent, clock=lambda: now[0])
+    scan = task()
+    view(TaskStarted(scan, time.time()))
+
+    def moving(position: float, done: bool = False) -> DeviceProgress:
+        return DeviceProgress({"motor1": {"current": position, "initial": 0.0, "target": 1.0,
+                                          "percentage": 100 * position, "done": done}})
+
+    for position in (0.1, 0.2, 0.3):  # within 0.1 s: the first goes, the latest is held
+        view(moving(position))
+        now[0] += 0.02
+    assert [body["statuses"]["motor1"]["current"] for body in sent.bodies()] == [0.1]
+    view(DocumentEmitted("event", {"uid": "e1"}))  # the held progress goes first
+    view(moving(0.3))  # no news: nothing
+    view(moving(1.0, done=True))  # every status done: at once
+    now[0] += 0.5
+    view(moving(0.9))  # the interval is over: at once
+    kinds = [("progress", body["statuses"]["motor1"]["current"]) if "statuses" in body else body["name"]
+             for body in sent.bodies()]
+    assert kinds == [("progress", 0.1), ("progress", 0.3), "event", ("progress", 1.0), ("progress", 0.9)]
