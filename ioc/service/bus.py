@@ -33,6 +33,7 @@ from ..models import FAILURES, BusStatus, Task, TaskOutcome, WorkerState, to_jso
 DESTINATION = "/topic/public.worker.event"  # blueapi's one topic for all its events
 PROGRESS_INTERVAL = 0.1  # seconds: a task's ProgressEvents come at most 10 times a second
 CORRELATION_ID = "correlation-id"  # blueapi's header (bluesky-stomp's CORRELATION_ID_HEADER)
+OFF = BusChanged(BusStatus.OFF, 0)  # the bus's health without --stomp
 
 
 @dataclass(frozen=True)
@@ -216,5 +217,3 @@ class BusView:
         task = task or self._task
         self._publish(BusMessage(to_json(body), headers(task)))
 
-
-OFF = BusChanged(BusStatus.OFF, 0)
