@@ -11,6 +11,9 @@ Benchmarks (names for --only):
               held by a second process
   idle        CPU % over 30 s idle, VmRSS after start and after the other benchmarks
   start       launch -> HEARTBEAT answers, launch -> first count through RUN done
+  bus         the round trip and the 200-point scan on an IOC with --stomp to a local
+              ActiveMQ vs. one without (needs Debian's activemq; skipped, with a note,
+              without it)
 
 Starts one caRepeater and the IOCs itself (loopback, free ports, random prefixes,
 ``--continue-on-error --state-dir <tmp>``) and stops them at the end. The IOC side and
@@ -30,6 +33,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from bench import (  # noqa: E402
+    bus,
     common,  # first: loopback env before caproto/epics
     roundtrip,
     startup,
@@ -38,12 +42,13 @@ from bench import (  # noqa: E402
 from bench.common import Figure  # noqa: E402
 from bench.peers.runner import format_table, run_peers  # noqa: E402
 
-NAMES = ("roundtrip", "throughput", "streaming", "idle", "start")
+NAMES = ("roundtrip", "throughput", "streaming", "idle", "start", "bus")
 #: Every figure of a full run, in table order (the keys of "results" in the JSON).
 KEYS = ("roundtrip_run_pyepics", "roundtrip_run_caproto", "roundtrip_submit_monitor",
         "throughput", "streaming_scan_duration", "streaming_scan_wall",
         "streaming_count_duration", "streaming_count_wall", "idle_cpu", "rss_idle",
-        "rss_after_streaming", "start_first_pv", "start_ready")
+        "rss_after_streaming", "start_first_pv", "start_ready", "bus_roundtrip",
+        "bus_scan_duration", "bus_scan_wall")
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
 FULL = {"n": 20, "warmup": 5, "tasks": 100, "rounds": 20, "scan_points": 200,
@@ -93,6 +98,14 @@ class Runner:
                     self.figures += figures
             if set(self.only) & {"idle", "roundtrip", "throughput", "streaming"}:
                 self.main_session(session)
+            if "bus" in self.only:
+                c = self.c
+                out = self.step("bus", lambda: bus.bus(
+                    session, n=c["n"], warmup=c["warmup"], scan_points=c["scan_points"],
+                    scan_pairs=c["scan_pairs"]))
+                if out is not None:
+                    self.figures += out[0]
+                    self.notes += out[1]
 
     def main_session(self, session: common.Session) -> None:
         """One IOC for idle, roundtrip, throughput and streaming, with long-lived clients."""

@@ -82,10 +82,11 @@ class Session:
         return [sys.executable, "-m", "ioc", "--prefix", prefix, *IOC_ARGS,
                 "--state-dir", self.state_dir()]
 
-    def start_ioc(self, *extra: str) -> harness.IocProcess:
-        """Start an IOC and wait until its HEARTBEAT answers (harness: C caget)."""
+    def start_ioc(self, *extra: str, env: dict[str, str] | None = None) -> harness.IocProcess:
+        """Start an IOC and wait until its HEARTBEAT answers (harness: C caget); `env`
+        overrides the session's EPICS environment (another CA port)."""
         ioc = harness.IocProcess(*IOC_ARGS, "--state-dir", self.state_dir(), *extra,
-                                 log_dir=self.work)
+                                 log_dir=self.work, env=env)
         self.started.append(ioc)  # registered first: stopped even if start fails
         return ioc.start()
 

@@ -10,7 +10,16 @@ from pathlib import Path
 
 from caproto.server import template_arg_parser
 
-from .config import DEFAULT_DEVICES, DEFAULT_PLANS, DEFAULT_PREFIX, DEFAULT_STATE_DIR, Settings
+from .config import (
+    DEFAULT_DEVICES,
+    DEFAULT_PLANS,
+    DEFAULT_PREFIX,
+    DEFAULT_STATE_DIR,
+    DEFAULT_STOMP_BUFFER,
+    Settings,
+)
+from .service.bus import DESTINATION
+from .service.stomp import PASSWORD_ENV, broker_address
 
 ENVIRONMENT = """\
 environment variables (see docs/deploy.md):
@@ -31,6 +40,8 @@ environment variables (see docs/deploy.md):
   EPICS_IOC_LOG_INET, EPICS_IOC_LOG_PORT
                             the iocLogServer that gets the put log, warnings and errors
                             (port default 7004; unset: none)
+  BLUESKY_IOC_STOMP_PASSWORD
+                            the password for --stomp (never on the command line)
   PYTHONPATH                where the modules named by --plans and device classes are found
   BLUESKY_IOC_PROG          the program name this help shows (start_ioc.sh sets it)"""
 
@@ -156,9 +167,31 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         metavar="KEY",
         help="API key for --tiled-url (default: $TILED_API_KEY)",
     )
+    parser.add_argument(
+        "--stomp",
+        metavar="URL",
+        help="publish blueapi's worker events, progress and documents to the STOMP broker at "
+        f"tcp://host:port (topic {DESTINATION}); the password comes from ${PASSWORD_ENV}",
+    )
+    parser.add_argument("--stomp-user", metavar="USER", help="login at the --stomp broker")
+    parser.add_argument(
+        "--stomp-buffer",
+        type=int,
+        default=DEFAULT_STOMP_BUFFER,
+        metavar="MESSAGES",
+        help="messages kept for the broker until it confirms them; when full, the oldest "
+        f"are dropped and counted on $(P)BUS:DROPPED (default: {DEFAULT_STOMP_BUFFER})",
+    )
     args = parser.parse_args(argv)
     if args.permissions is not None and args.acf is None:
         parser.error("--permissions requires --acf: its groups are the ACF's UAGs")
+    if args.stomp is not None:
+        try:
+            broker_address(args.stomp)
+        except ValueError as error:
+            parser.error(f"--stomp: {error}")
+    if args.stomp_buffer < 1:
+        parser.error(f"--stomp-buffer: expected at least 1 message, got {args.stomp_buffer}")
     ioc_options, run_options = split_args(args)
     return Settings(
         prefix=ioc_options["prefix"],
@@ -176,4 +209,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         list_pvs=run_options["log_pv_names"],
         tiled_url=args.tiled_url,
         tiled_api_key=args.tiled_api_key,
+        stomp_url=args.stomp,
+        stomp_user=args.stomp_user,
+        stomp_buffer=args.stomp_buffer,
     )

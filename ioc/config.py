@@ -10,6 +10,7 @@ DEFAULT_PREFIX = "BLUESKY:"
 DEFAULT_DEVICES = CHECKOUT / "db" / "devices.yaml"  # the simulated beamline
 DEFAULT_PLANS = ("plans",)
 DEFAULT_STATE_DIR = CHECKOUT / "state"
+DEFAULT_STOMP_BUFFER = 10_000  # bus messages kept for the broker (a 10,000-point scan's documents)
 
 
 @dataclass(frozen=True)
@@ -31,3 +32,6 @@ class Settings:
     list_pvs: bool = False
     tiled_url: str | None = None  # also write every document to this Tiled server
     tiled_api_key: str | None = field(default=None, repr=False)
+    stomp_url: str | None = None  # publish blueapi's events to this STOMP broker
+    stomp_user: str | None = None  # its login (the password comes from the environment)
+    stomp_buffer: int = DEFAULT_STOMP_BUFFER  # messages kept for the broker until it confirms them

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import Settings
-from .models import Command, RunProgress, Task, TaskOutcome, TaskResult, WorkerState
+from .models import BusStatus, Command, RunProgress, Task, TaskOutcome, TaskResult, WorkerState
 
 
 @dataclass(frozen=True)
@@ -251,8 +251,16 @@ class ShownState:
     state: WorkerState
 
 
+@dataclass(frozen=True)
+class BusChanged:
+    """The message bus connected or lost its broker, or dropped messages (`dropped` so far)."""
+
+    status: BusStatus
+    dropped: int
+
+
 Report = (
     ShownState | TaskStarted | RunProgressed | DocumentEmitted | DeviceProgress | Suspended
     | SuspendersChanged | QueueChanged | TaskSubmitted | TaskRejected | TaskRemoved | TaskFinished
-    | CatalogChanged | WorkerChanged | StoreFailed
+    | CatalogChanged | WorkerChanged | StoreFailed | BusChanged
 )  # fmt: skip

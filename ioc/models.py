@@ -65,6 +65,14 @@ class TaskResult(StrEnum):
     HALTED = "Halted"
 
 
+class BusStatus(StrEnum):
+    """`BUS:STATUS`: the message bus's connection to its broker."""
+
+    OFF = "Off"  # no --stomp
+    CONNECTED = "Connected"
+    DISCONNECTED = "Disconnected"
+
+
 FAILURES = frozenset({TaskResult.FAILED, TaskResult.ABORTED, TaskResult.HALTED})
 """Results that raise `ERROR:ACTIVE` and hold the queue (unless `--continue-on-error`)."""
 
@@ -220,6 +228,16 @@ class Task:
 
 
 @dataclass(frozen=True)
+class PlanReturn:
+    """What a plan returned (bluesky's plans return their run uid): the name of its type
+    and its value as JSON (None if it has no JSON form), as blueapi reports a task's result.
+    """
+
+    type: str = "NoneType"
+    value: Any = None
+
+
+@dataclass(frozen=True)
 class TaskOutcome:
     """How a task ended."""
 
@@ -230,6 +248,7 @@ class TaskOutcome:
     run_uids: tuple[str, ...] = ()
     error: str | None = None  # "<ExceptionType>: <message>" unless the task succeeded
     ended_by: str | None = None  # "<user>@<host>" of the STOP/ABORT/HALT/PANIC that ended it
+    returned: PlanReturn = field(default_factory=PlanReturn)  # kept while the IOC runs only
 
     @property
     def duration(self) -> float:

@@ -9,6 +9,7 @@ from typing import Any
 from caproto.server import PVGroup, SubGroup
 
 from ..messages import (
+    BusChanged,
     CatalogChanged,
     DeviceProgress,
     DocumentEmitted,
@@ -30,6 +31,7 @@ from ..models import FAILURES
 from ..service import WorkerService
 from ..service.view import WorkerView
 from .bridge import LoopBridge
+from .bus import BusPVs
 from .catalog import CatalogPVs
 from .control import ControlPVs
 from .current import CurrentPVs
@@ -54,6 +56,7 @@ class BlueskyIOC(PVGroup):
     control = SubGroup(ControlPVs, prefix="")
     catalog = SubGroup(CatalogPVs, prefix="")
     streams = SubGroup(StreamPVs, prefix="")
+    bus = SubGroup(BusPVs, prefix="")
 
     def __init__(self, service: WorkerService, *, prefix: str) -> None:
         """Build the PVs of `service`; call from within the server's running event loop."""
@@ -77,6 +80,7 @@ class BlueskyIOC(PVGroup):
             StoreFailed: self._nothing_more,
             Suspended: self._suspended,
             SuspendersChanged: self._suspenders_changed,
+            BusChanged: self._bus_changed,
         }
         self.bridge = LoopBridge(asyncio.get_running_loop(), self)
         service.subscribe(self.bridge)
@@ -106,6 +110,7 @@ class BlueskyIOC(PVGroup):
         await self.worker.show_process(self.service.supervisor.pid, self.service.supervisor.restarts)
         await self.show(QueueChanged(self.service.queue.snapshot(), self.service.queue.enabled))
         await self.show(ShownState(self.service.state))
+        await self.bus.show(self.service.bus_health)
         await self.last.show_history(self.view.newest_first())
         if self.view.last is not None:
             await self.last.show(self.view.last)
@@ -156,6 +161,9 @@ class BlueskyIOC(PVGroup):
 
     async def _suspenders_changed(self, report: SuspendersChanged) -> None:
         await self.worker.show_suspenders(report.suspenders)
+
+    async def _bus_changed(self, report: BusChanged) -> None:
+        await self.bus.show(report)
 
     async def _queue_changed(self, report: QueueChanged) -> None:
         await self.queue.show(report.tasks, report.enabled)

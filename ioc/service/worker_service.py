@@ -20,6 +20,7 @@ from ..config import Settings
 from ..errors import RequestError
 from ..identity import NOBODY, Writer
 from ..messages import (
+    BusChanged,
     Catalog,
     CatalogChanged,
     DocumentEmitted,
@@ -39,6 +40,7 @@ from ..messages import (
 )
 from ..models import (
     FAILURES,
+    BusStatus,
     Command,
     Task,
     TaskOutcome,
@@ -47,6 +49,7 @@ from ..models import (
     WorkerState,
     parse_request,
 )
+from .bus import OFF, BusView, Publisher
 from .commands import Commands, holding
 from .open_runs import ABORT, FAIL, OpenRuns
 from .permissions import PermissionRefused
@@ -62,6 +65,7 @@ Listener = Callable[[Report], None]
 SHUT_DOWN = (TaskResult.ABORTED, "the IOC was shut down")
 BEAT = 1.0  # seconds between notes in the state database that the IOC is alive
 ENDED_BY_COMMAND = (TaskResult.STOPPED, TaskResult.ABORTED, TaskResult.HALTED)
+BUS_FLUSH = 2.0  # seconds the message bus has at shutdown to deliver what is left
 
 
 class PendingRequest:
@@ -105,9 +109,11 @@ class WorkerService:
         run_store: Sequence[Sink] = (),
         run_files: RunFiles | None = None,
         policy: Policy | None = None,
+        bus: Publisher | None = None,
     ) -> None:
         """A service over `store`: pending tasks found there wait, with the queue on hold.
-        Every document goes to each of the `run_store` sinks, on a writer thread of its own.
+        Every document goes to each of the `run_store` sinks, on a writer thread of its own;
+        blueapi's events go to the message `bus`, if any.
         The runs of a task a crash interrupted get their stop documents in `run_files`.
         `policy` holds the access and permission rules (default: everything allowed).
         """
@@ -149,6 +155,10 @@ class WorkerService:
         self._suspended = False  # a suspender holds the running task
         self._shutting_down = False
         self._stopped = threading.Event()
+        self._bus = bus
+        self.bus_health = OFF if bus is None else BusChanged(BusStatus.DISCONNECTED, 0)
+        if bus is not None:
+            self.subscribe(BusView(bus.publish))
 
     @property
     def catalog(self) -> Catalog:
@@ -177,6 +187,8 @@ class WorkerService:
         """Start the worker process and the task runner; the future gives the first
         worker's catalog, or fails with the reason it could not load.
         """
+        if self._bus is not None:
+            self._bus.start(self._bus_changed)
         loaded = self.supervisor.start()
         self._runner.start()
         threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
@@ -260,6 +272,8 @@ class WorkerService:
             except Exception:
                 log.warning("the running task did not end within %g s of the shutdown", timeout)
         self.supervisor.close()
+        if self._bus is not None:
+            self._bus.close(BUS_FLUSH)
         for writer in self._writers:
             writer.close()
         self._store.close()
@@ -376,6 +390,10 @@ class WorkerService:
 
     def _queue_changed(self, tasks: list[Task], enabled: bool) -> None:
         self._tell(QueueChanged(tasks, enabled))
+
+    def _bus_changed(self, health: BusChanged) -> None:
+        self.bus_health = health
+        self._tell(health)
 
     def _store_failed(self, error: str) -> None:
         log.error("%s", error)

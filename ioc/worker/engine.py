@@ -14,6 +14,8 @@ from typing import Any
 from bluesky import RunEngine
 from bluesky.run_engine import RunEngineResult
 from bluesky.utils import RunEngineInterrupted
+from pydantic import PydanticSchemaGenerationError, TypeAdapter
+from pydantic_core import PydanticSerializationError
 
 from ..messages import (
     DeviceProgress,
@@ -24,7 +26,7 @@ from ..messages import (
     TaskStarted,
     WorkerReport,
 )
-from ..models import Task, TaskOutcome, TaskResult, WorkerState
+from ..models import PlanReturn, Task, TaskOutcome, TaskResult, WorkerState
 from .context import PlanContext
 from .failures import describe_failure
 from .progress import ProgressWatcher
@@ -167,7 +169,7 @@ class Engine:
             return self._outcome(task, started, TaskResult.FAILED, failure)
         if result.interrupted and self._ending is not None:
             return self._outcome(task, started, *self._ended_by_operator())
-        return self._outcome(task, started, *_result_of(result))
+        return self._outcome(task, started, *_result_of(result), returned=plan_return(result.plan_result))
 
     def _ended_by_operator(self) -> tuple[TaskResult, str]:
         # Interrupted with no stop/abort/halt asked for: a pause the plan could not take.
@@ -175,8 +177,9 @@ class Engine:
         return result, f"{result}: {reason}"
 
     def _outcome(
-        self, task: Task, started: float, result: TaskResult, error: str | None = None
-    ) -> TaskOutcome:
+        self, task: Task, started: float, result: TaskResult, error: str | None = None,
+        returned: PlanReturn | None = None,
+    ) -> TaskOutcome:  # fmt: skip
         return TaskOutcome(
             task=task,
             result=result,
@@ -184,6 +187,7 @@ class Engine:
             finished=time.time(),
             run_uids=tuple(self._tracker.run_uids),
             error=error,
+            returned=returned or PlanReturn(),
         )
 
     def _document(self, name: str, doc: dict[str, Any]) -> None:
@@ -194,6 +198,17 @@ class Engine:
         if self._suspenders is not None:  # a suspension is told before the state it brings
             self._suspenders.on_state(new, old)
         self._send(StateChanged(WorkerState(new.upper())))
+
+
+def plan_return(value: Any) -> PlanReturn:
+    """What a plan returned, as blueapi's `TaskResult.from_result` sees it: its type's name
+    and its JSON form, or None where pydantic has none.
+    """
+    try:
+        as_json = TypeAdapter(type(value)).dump_python(value, mode="json")
+    except (PydanticSchemaGenerationError, PydanticSerializationError):
+        as_json = None
+    return PlanReturn(type(value).__name__, as_json)
 
 
 def _result_of(result: RunEngineResult) -> tuple[TaskResult, str | None]:

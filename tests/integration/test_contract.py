@@ -63,6 +63,8 @@ CONTRACT = {
     "PLANS": (CHAR, False, None),
     "PLANS:NAMES": (STRING, False, None),
     "DEVICES": (CHAR, False, None),
+    "BUS:STATUS": (ENUM, False, ["Off", "Connected", "Disconnected"]),
+    "BUS:DROPPED": (LONG, False, None),
 }
 
 BAD_REQUESTS = {
@@ -131,6 +133,12 @@ def test_pv_type_access_desc_and_enums(ioc, ca_context, name):
     if native == DOUBLE:
         units = ca_read(ca_context, ioc.pv(name), data_type=ChannelType.CTRL_DOUBLE).metadata.units
         assert units.decode() == extra
+
+
+def test_the_bus_is_off_without_stomp(ioc, ca_context):
+    status = ca_read(ca_context, ioc.pv("BUS:STATUS"), data_type=ChannelType.STS_STRING)
+    assert (status.data[0], status.metadata.severity) == (b"Off", 0)
+    assert ca_read(ca_context, ioc.pv("BUS:DROPPED")).data[0] == 0
 
 
 @pytest.mark.parametrize("name", sorted(n for n, spec in CONTRACT.items() if not spec[1]))

@@ -190,3 +190,16 @@ def test_refused_while_idle(engine: tuple[Engine, Control], command: Command, me
     with pytest.raises(CommandRefused) as refused:
         control.execute(command).result(TIMEOUT)
     assert str(refused.value) == message
+
+
+def test_what_a_plan_returned_is_kept_as_blueapi_reports_it() -> None:
+    from ioc.models import PlanReturn
+    from ioc.worker.engine import plan_return
+
+    class Opaque:
+        pass
+
+    assert plan_return("3f2a-uid") == PlanReturn("str", "3f2a-uid")
+    assert plan_return(None) == PlanReturn("NoneType", None)
+    assert plan_return(("a", 1)) == PlanReturn("tuple", ["a", 1])
+    assert plan_return(Opaque()) == PlanReturn("Opaque", None)
