@@ -47,6 +47,7 @@ class SubmitPVs(PVGroup):
         """
         task, ended = await self.queue_request("RUN", value, wait=True)
         assert ended is not None
+        await instance.write(value, verify_value=False)  # its readback while the task runs
         outcome = await ended
         await updates_sent()  # a CA link reading LAST:* on completion sees this task's end
         if outcome is None:
