@@ -95,12 +95,12 @@ class BlueskyIOC(PVGroup):
         status (and the worker, if it is up already).
         """
         await fill_record_fields(self.pvdb)
-        recovery = self.service.recovery
-        self.view.recovered(recovery.history, recovery.interrupted)
+        self.view.recovered(self.service.recovery.history, self.service.cut_short)
         await self.catalog.show(self.service.catalog)
         await self.worker.show_suspenders(self.service.catalog.suspenders)
         await self.worker.show_process(self.service.supervisor.pid, self.service.supervisor.restarts)
-        await self.show(QueueChanged(self.service.queue.snapshot(), self.service.queue.enabled))
+        queue = self.service.queue
+        await self.show(QueueChanged(queue.snapshot(), queue.enabled, queue.held_by))
         await self.show(ShownState(self.service.state))
         await self.last.show_history(self.view.newest_first())
         if self.view.last is not None:

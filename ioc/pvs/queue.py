@@ -56,7 +56,7 @@ class QueuePVs(PVGroup):
     @enable.putter
     async def enable(self, instance, value: str) -> str:
         """Hold or release the queue."""
-        self.parent.service.queue.set_enabled(value == Gate.RUN)
+        self.parent.service.enable_queue(value == Gate.RUN)
         return value
 
     @remove.putter

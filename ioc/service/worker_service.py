@@ -41,18 +41,23 @@ from ..models import (
     TaskRequest,
     TaskResult,
     WorkerState,
+    describe_exception,
     parse_request,
 )
 from .commands import Commands, holding
 from .queue import QueueClosed, TaskQueue
 from .runstore import DocumentWriter, Sink
-from .store import StateStore, StoreError, fresh_copy
+from .store import Recovery, StateStore, StoreError, fresh_copy
 from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Report], None]
 SHUT_DOWN = (TaskResult.ABORTED, "the IOC was shut down")
+SHUT_DOWN_ERROR = f"{SHUT_DOWN[0]}: {SHUT_DOWN[1]}"  # the error a task the shutdown ended has
+# Why the queue is on hold (STATUS: "queue on Hold: <why>"), besides the task that holds it.
+OPERATOR_HOLD = "set by an operator"
+PENDING_AT_START = "tasks were pending when the IOC started"
 BEAT = 1.0  # seconds between notes in the state database that the IOC is alive
 
 
@@ -73,6 +78,10 @@ class PendingRequest:
                 self.future.set_result(accept(*args))
             except RequestError as error:
                 self.future.set_exception(self._rejected(error))
+            except Exception as error:  # a fault of the IOC's: the request still gets an answer
+                log.exception("a request could not be taken")
+                fault = RequestError(f"the IOC could not take the request: {describe_exception(error)}")
+                self.future.set_exception(self._rejected(fault))
 
     def expire(self, waited: float) -> None:
         """Refuse the request: the worker did not answer within `waited` seconds."""
@@ -99,9 +108,14 @@ class WorkerService:
         self._store = store
         self._listeners: list[Listener] = []
         self.recovery = store.recover()
+        self.cut_short = _cut_short(self.recovery)
         self.queue = TaskQueue(
             self._queue_changed,
             enabled=not self.recovery.pending,  # nothing moves until an operator says Run
+            held_by=(
+                held_since(self.cut_short, f"was {_cause(self.cut_short)}") if self.cut_short
+                else PENDING_AT_START
+            ),
             journal=store,
             pending=self.recovery.pending,
         )
@@ -186,6 +200,13 @@ class WorkerService:
         self._tell(TaskSubmitted(task))
         return task
 
+    def enable_queue(self, enabled: bool) -> None:
+        """An operator lets the pending tasks run, or holds them (a queue on hold already
+        keeps the reason it has).
+        """
+        if enabled or self.queue.enabled:
+            self.queue.set_enabled(enabled, OPERATOR_HOLD)
+
     def remove(self, task_id: str) -> Task:
         """Take the pending task `task_id` (or the one whose id starts with it) off the queue;
         `NotPending` if no single pending task fits.
@@ -236,7 +257,7 @@ class WorkerService:
                 return
             except StoreError as error:  # cannot journal the start: hold, say why
                 self._store_failed(f"cannot start the next task: {error}")
-                self.queue.set_enabled(False)
+                self.queue.set_enabled(False, f"cannot start the next task: {error}")
                 continue
             with self._runner_lock:
                 ended = self.supervisor.run(task)
@@ -275,7 +296,7 @@ class WorkerService:
         except StoreError as error:
             self._store_failed(f"cannot record the end of task {outcome.task.task_id}: {error}")
         if died or (outcome.result in FAILURES and not self._settings.continue_on_error):
-            self.queue.set_enabled(False)
+            self.queue.set_enabled(False, held_since(outcome, f"was {outcome.error}" if died else None))
         self._tell(TaskFinished(outcome))
 
     def _keep(self, write: Callable[..., None], *args: Any) -> None:
@@ -309,7 +330,7 @@ class WorkerService:
         self._tell(ShownState(self.state))
 
     def _queue_changed(self, tasks: list[Task], enabled: bool) -> None:
-        self._tell(QueueChanged(tasks, enabled))
+        self._tell(QueueChanged(tasks, enabled, self.queue.held_by))
 
     def _store_failed(self, error: str) -> None:
         log.error("%s", error)
@@ -325,3 +346,25 @@ class WorkerService:
                 listener(report)
             except Exception:  # a listener's fault never stops the service
                 log.exception("a listener failed on %r", report)
+
+
+def held_since(outcome: TaskOutcome, cause: str | None = None) -> str:
+    """Why the queue is on hold after `outcome`: its task, and `cause` or how it ended."""
+    return f"task {outcome.task.task_id[:8]} ({outcome.task.name}) {cause or f'ended {outcome.result}'}"
+
+
+def _cut_short(recovery: Recovery) -> TaskOutcome | None:
+    """The task the IOC's last stop cut short (a crash, or a shutdown that aborted it),
+    if its copy waits in the queue.
+    """
+    if recovery.interrupted is not None:
+        return recovery.interrupted
+    newest = recovery.history[0] if recovery.history else None
+    if recovery.pending and newest is not None and newest.error == SHUT_DOWN_ERROR:
+        return newest
+    return None
+
+
+def _cause(outcome: TaskOutcome) -> str:
+    """How a stop of the IOC cut `outcome`'s task short."""
+    return "aborted by the shutdown of the IOC" if outcome.error == SHUT_DOWN_ERROR else str(outcome.error)
