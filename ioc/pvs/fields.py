@@ -243,6 +243,7 @@ async def fill_record_fields(pvdb: dict[str, ChannelData]) -> None:
         fields = getattr(channel, "field_inst", None)
         if fields is None:
             continue
+        fields.undefined.strip_null_terminator = False  # 0 is a value here, not a string's end
         fields.undefined.getter = _undefined_of(channel)
         if isinstance(channel, ChannelDouble):
             await fields.engineering_units.write(channel.units)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.harness import caget_str, caput_text, run_ca, wait_for
+from tests.integration.harness import ca_read, caget_str, caput_text, run_ca, wait_for
 from tests.integration.ioc_client import request
 
 
@@ -48,8 +48,9 @@ def test_write_1_pvs_read_done_and_name_their_action(ioc, pv, action):
 
 
 @pytest.mark.parametrize("pv", ["STATE", "STATUS", "SUBMIT", "HEARTBEAT", "QUEUE:NAMES", "LAST:DURATION", "PAUSE"])
-def test_udf_is_0_once_a_pv_holds_a_value(ioc, pv):
+def test_udf_is_0_once_a_pv_holds_a_value(ioc, ca_context, pv):
     assert caget_str(ioc.pv(f"{pv}.UDF")) == "0"
+    assert list(ca_read(ca_context, ioc.pv(f"{pv}.UDF")).data) == [0]  # one byte, as a record's
 
 
 @pytest.mark.parametrize(("pv", "ftvl"), [("STATUS", "CHAR"), ("SUBMIT", "CHAR"), ("PLANS", "CHAR"),

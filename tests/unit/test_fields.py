@@ -7,7 +7,19 @@ import pytest
 from caproto import AlarmSeverity, AlarmStatus, ChannelType
 from caproto.server import PVGroup
 
-from ioc.pvs.fields import DONE, NOT_TEXT, RAW, Refused, decode_write, encode, string, text, trigger
+from ioc.pvs.fields import (
+    DONE,
+    NOT_TEXT,
+    RAW,
+    Refused,
+    decode_write,
+    encode,
+    fill_record_fields,
+    string,
+    strings,
+    text,
+    trigger,
+)
 
 
 def raw(data: bytes) -> str:
@@ -189,5 +201,34 @@ def test_a_refused_write_of_the_ioc_itself_raises_as_before() -> None:
         with pytest.raises(Refused):
             await pv.write("no")
         assert pv.value == ""
+
+    asyncio.run(scenario())
+
+
+def test_udf_follows_the_alarm_status_and_nord_counts_the_entries() -> None:
+    """A record reads UDF 1 while it is undefined (status UDF, as the catalog PVs before the
+    first worker) and 0 once it holds a value; NORD is the number of entries it holds."""
+
+    class Fields(PVGroup):
+        names = strings("NAMES", "Names")
+        line = text("LINE", "A line")
+
+    async def scenario() -> None:
+        group = Fields(prefix="")
+        await fill_record_fields(group.pvdb)
+        names = group.pvdb["NAMES"]
+
+        async def field(name: str) -> object:
+            """The field as a client reads it (its getter runs)."""
+            channel = names.get_field(name)
+            await channel.read(channel.data_type)
+            return channel.value
+
+        assert await field("UDF") == b"\0" and await field("NORD") == 0  # [""]: no entry
+        await names.write(["a", "b", "c"], severity=AlarmSeverity.INVALID_ALARM, status=AlarmStatus.UDF)
+        assert await field("UDF") == b"\1" and await field("NORD") == 3
+        await names.write(["a"], severity=AlarmSeverity.NO_ALARM, status=AlarmStatus.NO_ALARM)
+        assert await field("UDF") == b"\0" and await field("NORD") == 1
+        assert group.pvdb["LINE"].field_inst.field_type_of_value.value == "CHAR"
 
     asyncio.run(scenario())
