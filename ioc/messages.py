@@ -188,10 +188,13 @@ WorkerCommand = WorkerStart | Validate | RunTask | Control | Shutdown
 # --- IOC side → its views -----------------------------------------------------------------
 @dataclass(frozen=True)
 class QueueChanged:
-    """The pending tasks (run order) or the hold/run gate changed."""
+    """The pending tasks (run order) or the hold/run gate changed; `held_by` says why the
+    queue is on hold (empty while it runs).
+    """
 
     tasks: list[Task]
     enabled: bool
+    held_by: str = ""
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import uuid
 from collections.abc import Iterable
@@ -19,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import RequestError, format_validation_error
 from .identity import ANONYMOUS, NOBODY, Writer
 
-CORRELATION_ID_MAX = 40  # a DBR_STRING holds 40 characters
+CORRELATION_ID_MAX = 39  # bytes of UTF-8: a DBR_STRING holds 39 and its NUL
+MAX_NESTING = 32  # levels of objects and arrays in a request, the request itself being the first
 # Start document keys set by the RunEngine or the worker: a request's metadata may not set them.
 RESERVED_METADATA = ("uid", "time", "task_id", "correlation_id", "user", "user_host", "user_group")
 _START_SCHEMA = event_model.schema_validators[event_model.DocumentNames.start]
@@ -84,8 +86,19 @@ class TaskRequest(BaseModel):
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
-    correlation_id: str | None = Field(default=None, min_length=1, max_length=CORRELATION_ID_MAX)
+    correlation_id: str | None = Field(default=None, min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("correlation_id")
+    @classmethod
+    def _fits_a_dbr_string(cls, correlation_id: str | None) -> str | None:
+        """Refuse an id that the `DBR_STRING` PVs showing it could not hold."""
+        size = len(correlation_id.encode()) if correlation_id is not None else 0
+        if size > CORRELATION_ID_MAX:
+            raise ValueError(
+                f"{size} characters (bytes of UTF-8); a DBR_STRING holds at most {CORRELATION_ID_MAX}"
+            )
+        return correlation_id
 
     @field_validator("metadata")
     @classmethod
@@ -122,15 +135,49 @@ def _non_finite(value: Any, where: str = "") -> str | None:
     return None
 
 
+# The JSON tokens that open or close, and the strings (which may hold them too).
+_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_KEY_FOLLOWS = re.compile(r"\s*:")
+
+
+def _nesting_error(text: str) -> str | None:
+    """Why the JSON `text` nests objects and arrays too deep, naming the field where it
+    does (by its keys in the first two levels, `params.points`), or None. Scans the text
+    without recursion, so that no depth of input can exhaust the stack of the parser, the
+    validators, the journal or the pipe to the worker.
+    """
+    path: list[str | None] = []  # per open object: its latest key; per open array: None
+    for token in _STRUCTURE.finditer(text):
+        kind = token.group()
+        if kind in "[{":
+            if len(path) == MAX_NESTING:
+                field = ".".join(key for key in path[:2] if key) or "request"
+                return (
+                    f"{field}: nested too deep; a request may hold objects and arrays at most "
+                    f"{MAX_NESTING} levels deep"
+                )
+            path.append("" if kind == "{" else None)
+        elif kind in "]}":
+            if path:
+                path.pop()
+        elif path and path[-1] is not None and _KEY_FOLLOWS.match(text, token.end()):
+            path[-1] = json.loads(kind)
+    return None
+
+
 def parse_request(text: str) -> TaskRequest:
     """Parse the text of a request (strict JSON: no `NaN`, `Infinity` or numbers that
-    overflow to them); raise `RequestError` naming what is wrong.
+    overflow to them; at most `MAX_NESTING` levels deep); raise `RequestError` naming what
+    is wrong.
     """
     if not text.strip():
         raise RequestError(
             'request: empty; write a JSON object such as {"name": "count", "params": '
             '{"detectors": ["det1"]}} (with caput -S)'
         )
+    too_deep = _nesting_error(text)
+    if too_deep:
+        raise RequestError(too_deep)
     try:
         data = json.loads(text, parse_constant=_NonFinite, parse_float=_number)
     except json.JSONDecodeError as error:

@@ -16,7 +16,7 @@ class CatalogPVs(PVGroup):
     """The plans and devices the worker knows."""
 
     plans = text("PLANS", "Plans with their parameter schemas", max_bytes=JSON_BYTES)
-    names = strings("PLANS:NAMES", "Plan names", max_items=MAX_PLANS, exact=True)
+    names = strings("PLANS:NAMES", "Plan names", max_items=MAX_PLANS)
     devices = text("DEVICES", "Devices with class and protocols", max_bytes=JSON_BYTES)
 
     async def show(self, catalog: Catalog) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import Any
 
@@ -18,7 +20,12 @@ from caproto._constants import MAX_SUBSCRIPTION_BACKLOG
 from caproto._dbr import native_type
 from caproto._utils import ConversionDirection
 from caproto.server import pvproperty
-from caproto.server.server import PvpropertyChar, PvpropertyStringRO
+from caproto.server.server import (
+    PvpropertyChar,
+    PvpropertyEnum,
+    PvpropertyString,
+    PvpropertyStringRO,
+)
 
 from ..errors import RequestError
 
@@ -33,9 +40,76 @@ MIN_BACKLOG = 10
 
 
 NOT_TEXT = "\0not text"  # what a writable text PV's putter gets for a write that is no text
+DONE = "Done"  # state 0 of every write-1-to-act PV: what it reads once the action is over
 
 
-class TextChannel(PvpropertyChar):
+class Refused(ValueError):
+    """A write a putter refused, with the reason it already recorded on a status PV."""
+
+
+# The refusals of the CA write in progress (each CA write runs as an asyncio task of its own,
+# so each sees its own list); None outside a write from a client.
+_refusals: ContextVar[list[Refused] | None] = ContextVar("refusals", default=None)
+
+
+class RefusalsRaiseNoAlarm:
+    """Mixin for the data class of a writable PV: a write its putter refuses (`Refused`)
+    still completes with an error, but puts no alarm on the PV (caproto would leave it in
+    WRITE/MAJOR for good) and leaves the value written as its readback: the refusal is
+    reported on `SUBMIT:*` / `ERROR:*`, as the contract says.
+    """
+
+    def refused_value(self, value: Any) -> Any:
+        """What the PV holds after a refused write of `value`: the value written."""
+        return value
+
+    async def verify_value(self, value: Any) -> Any:
+        """Run the putter; keep a refusal for `write_from_dbr` to raise once stored."""
+        refusals = _refusals.get()
+        try:
+            return await super().verify_value(value)  # type: ignore[misc]
+        except Refused as refusal:
+            if refusals is None:  # a write from the IOC itself, not from a client
+                raise
+            refusals.append(refusal)
+            return self.refused_value(value)
+
+    async def write_from_dbr(self, data: Any, data_type: ChannelType, metadata: Any, *, flags: int = 0) -> None:
+        """Write as a client does; raise the putter's refusal (the put's error) afterwards."""
+        await raising_refusals(super().write_from_dbr(data, data_type, metadata, flags=flags))  # type: ignore[misc]
+
+
+async def raising_refusals(write: Awaitable[None]) -> None:
+    """Await a client's `write`, during which `RefusalsRaiseNoAlarm` PVs keep what their
+    putters refuse; then raise the refusal, if any.
+    """
+    refusals: list[Refused] = []
+    token = _refusals.set(refusals)
+    try:
+        await write
+    finally:
+        _refusals.reset(token)
+    if refusals:
+        raise refusals[0]
+
+
+class WritableString(RefusalsRaiseNoAlarm, PvpropertyString):
+    """A writable DBR_STRING (`QUEUE:REMOVE`)."""
+
+
+class WritableEnum(RefusalsRaiseNoAlarm, PvpropertyEnum):
+    """A writable DBR_ENUM (`QUEUE:ENABLE`)."""
+
+
+class TriggerEnum(WritableEnum):
+    """A write-1-to-act enum: it reads `Done` after its action, carried out or refused."""
+
+    def refused_value(self, value: Any) -> Any:
+        """`Done`: a refused action is over too."""
+        return DONE
+
+
+class TextChannel(RefusalsRaiseNoAlarm, PvpropertyChar):
     """A writable char waveform whose putter sees every write: a write that is no text
     (a number or DBR_STRING, as `caput` without `-S` sends, or bytes caproto cannot
     convert) reaches it as `NOT_TEXT` instead of failing inside caproto (1.3) with a
@@ -47,7 +121,11 @@ class TextChannel(PvpropertyChar):
         if native_type(data_type) is ChannelType.CHAR and self._converts(data):
             await super().write_from_dbr(data, data_type, metadata, flags=flags)
         else:
-            await self.write(NOT_TEXT.encode(RAW), flags=flags)
+            await raising_refusals(self.write(NOT_TEXT.encode(RAW), flags=flags))
+
+    def refused_value(self, value: Any) -> Any:
+        """The text written; nothing for a write that was no text."""
+        return "" if value == NOT_TEXT else value
 
     def _converts(self, data: Any) -> bool:
         """Whether caproto can take `data` as the bytes of this waveform."""
@@ -78,28 +156,27 @@ def text(name: str, doc: str, *, max_bytes: int = LINE_BYTES, read_only: bool = 
 
 
 def string(name: str, doc: str, *, value: str = "", read_only: bool = True) -> pvproperty:
-    """A DBR_STRING (at most 40 characters)."""
+    """A DBR_STRING (at most 39 bytes and a NUL)."""
     return pvproperty(
         name=name,
         alarm_group=name,
         value=value,
-        dtype=ChannelType.STRING,
+        dtype=ChannelType.STRING if read_only else WritableString,
         record="stringin" if read_only else "stringout",
         read_only=read_only,
         doc=doc,
     )
 
 
-def strings(name: str, doc: str, *, max_items: int = 256, exact: bool = False) -> pvproperty:
-    """A read-only array of DBR_STRINGs. `exact`: its element count is its current length
-    (for a list that changes seldom, as a client keeps the count it connected with); else
-    `max_items`, so that a client sees the list grow (`caget` prints blanks after it).
+def strings(name: str, doc: str, *, max_items: int = 256) -> pvproperty:
+    """A read-only array of at most `max_items` DBR_STRINGs whose element count is its
+    current length (see `StringArray`); `[""]` when it holds none.
     """
     return pvproperty(
         name=name,
         alarm_group=name,
         value=[""],
-        dtype=StringArray if exact else ChannelType.STRING,
+        dtype=StringArray,
         max_length=max_items,
         record="waveform",
         read_only=True,
@@ -142,36 +219,54 @@ def double(name: str, doc: str, units: str, *, limits: tuple[float, float] | Non
 
 
 class StringArray(PvpropertyStringRO):
-    """A read-only DBR_STRING array whose element count is its current length, so that
-    `caget` prints exactly its items (caproto announces `max_length` as the count).
+    """A read-only DBR_STRING array whose element count is its current length, but at
+    least 2: `caget` asks for the element count (libca pads what is missing with blanks),
+    so it prints exactly the items; a count of 1 would make pyepics (so PyDM) and other
+    clients take the array for a scalar string for as long as they stay connected.
+    Monitors that ask for the current length (count 0: `camonitor`, pyepics) follow it as
+    it grows and shrinks; a client that reads with a fixed count gets at most the count it
+    connected with.
     """
 
     @property
     def max_length(self) -> int:
-        """The current number of items (at least 1)."""
-        return max(len(self.value), 1)
+        """The current number of items, at least 2."""
+        return max(len(self.value), 2)
 
 
 async def fill_record_fields(pvdb: dict[str, ChannelData]) -> None:
-    """Give each PV the fields of a real record: `.EGU` and `.PREC` of every double, and
-    `.NORD` (current length) of every char waveform.
+    """Give each PV the fields of a real record: `.UDF` 0 once it holds a value (1 while
+    its alarm says `UDF`), `.EGU` and `.PREC` of every double, `.FTVL` `CHAR` of every
+    char waveform and `.NORD` (the entries it holds now) of every waveform.
     """
     for channel in pvdb.values():
         fields = getattr(channel, "field_inst", None)
         if fields is None:
             continue
+        fields.undefined.strip_null_terminator = False  # 0 is a value here, not a string's end
+        fields.undefined.getter = _undefined_of(channel)
         if isinstance(channel, ChannelDouble):
             await fields.engineering_units.write(channel.units)
             await fields.display_precision.write(channel.precision)
-        elif isinstance(channel, ChannelChar) and hasattr(fields, "number_elements_read"):
-            fields.number_elements_read.getter = _length_of(channel)
+        if isinstance(channel, ChannelChar) and hasattr(fields, "field_type_of_value"):
+            await fields.field_type_of_value.write("CHAR")
+        if hasattr(fields, "number_elements_read"):
+            fields.number_elements_read.getter = _entries_of(channel)
 
 
-def _length_of(channel: ChannelData) -> Any:
-    async def length(instance: ChannelData) -> int:
-        return len(channel.value)
+def _undefined_of(channel: ChannelData) -> Any:
+    async def undefined(instance: ChannelData) -> bytes:
+        return b"\1" if channel.alarm.status == AlarmStatus.UDF else b"\0"
 
-    return length
+    return undefined
+
+
+def _entries_of(channel: ChannelData) -> Any:
+    async def entries(instance: ChannelData) -> int:
+        value = channel.value
+        return 0 if isinstance(value, list) and value == [""] else len(value)  # [""]: none
+
+    return entries
 
 
 def enum(
@@ -181,10 +276,11 @@ def enum(
     value: StrEnum,
     *,
     read_only: bool = True,
+    dtype: type[WritableEnum] = WritableEnum,
     **options: Any,
 ) -> pvproperty:
-    """A DBR_ENUM whose strings are exactly the members of `states` (`options` go to
-    `pvproperty`, e.g. `put=`).
+    """A DBR_ENUM whose strings are exactly the members of `states`; writable ones of data
+    class `dtype` (`options` go to `pvproperty`, e.g. `put=`).
     """
     two_state = len(states) == 2
     record = ("bi" if two_state else "mbbi") if read_only else ("bo" if two_state else "mbbo")
@@ -193,7 +289,7 @@ def enum(
         alarm_group=name,
         value=str(value),
         enum_strings=[str(state) for state in states],
-        dtype=ChannelType.ENUM,
+        dtype=ChannelType.ENUM if read_only else dtype,
         record=record,
         read_only=read_only,
         doc=doc,
@@ -201,13 +297,10 @@ def enum(
     )
 
 
-DONE = "Done"  # state 0 of every write-1-to-act PV: what it reads once the action is over
-
-
 def trigger(name: str, doc: str, act: str, **options: Any) -> pvproperty:
     """A `bo` (ZNAM `Done`, ONAM `act`) that acts when 1 is written and reads back 0."""
     states = StrEnum(f"{act}States", {"DONE": DONE, "ACT": act})  # type: ignore[misc]
-    return enum(name, doc, states, states(DONE), read_only=False, **options)
+    return enum(name, doc, states, states(DONE), read_only=False, dtype=TriggerEnum, **options)
 
 
 def acts(value: str) -> bool:
@@ -259,7 +352,3 @@ def severity(alarm: bool) -> dict:
         return {"severity": AlarmSeverity.MAJOR_ALARM, "status": AlarmStatus.STATE}
     return {"severity": AlarmSeverity.NO_ALARM, "status": AlarmStatus.NO_ALARM}
 
-
-
-class Refused(ValueError):
-    """A write a putter refused, with the reason it already recorded on a status PV."""

@@ -100,15 +100,15 @@ class BlueskyIOC(PVGroup):
         INVALID/UDF until it is).
         """
         await fill_record_fields(self.pvdb)
-        recovery = self.service.recovery
-        self.view.recovered(recovery.history, recovery.interrupted)
+        self.view.recovered(self.service.recovery.history, self.service.cut_short)
         if self.service.supervisor.catalog is None:  # the first worker is loading
             await self.catalog.show_none_yet()
         else:
             await self.catalog.show(self.service.catalog)
         await self.worker.show_suspenders(self.service.catalog.suspenders)
         await self.worker.show_process(self.service.supervisor.pid, self.service.supervisor.restarts)
-        await self.show(QueueChanged(self.service.queue.snapshot(), self.service.queue.enabled))
+        queue = self.service.queue
+        await self.show(QueueChanged(queue.snapshot(), queue.enabled, queue.held_by))
         await self.show(ShownState(self.service.state))
         await self.bus.show(self.service.bus_health)
         await self.last.show_history(self.view.newest_first())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from enum import StrEnum
+from typing import NoReturn
 
 from caproto.server import PVGroup
 
 from ..errors import RequestError
-from ..models import Task, TaskOutcome, TaskResult
+from ..models import Task, TaskOutcome, TaskResult, describe_exception
 from .circuit import updates_sent
 from .fields import Refused, decode_write, enum, string, text, write_text
 from .writers import write_accepted, writer
@@ -16,6 +18,9 @@ from .writers import write_accepted, writer
 REQUEST_BYTES = 65536  # the contract asks >= 16384 characters
 VALIDATION_WAIT = 2.0  # seconds the worker has to validate a request before it is refused
 STARTUP_WAIT = 30.0  # the same while no worker is up yet (starting, restarting)
+HELD = "; the queue is on Hold"  # what SUBMIT:MESSAGE adds for a task accepted onto a held queue
+
+log = logging.getLogger(__name__)
 
 
 class SubmitStatus(StrEnum):
@@ -48,6 +53,7 @@ class SubmitPVs(PVGroup):
         """
         task, ended = await self.queue_request("RUN", value, wait=True)
         assert ended is not None
+        await instance.write(value, verify_value=False)  # its readback while the task runs
         outcome = await ended
         await updates_sent()  # a CA link reading LAST:* on completion sees this task's end
         if outcome is None:
@@ -73,15 +79,23 @@ class SubmitPVs(PVGroup):
                 pending.expire(waited)
                 task = await future
         except (RequestError, ValueError) as error:
-            await self.status.write(SubmitStatus.REJECTED)
-            await write_text(self.message, str(error))
-            await ioc.record_error(f"{command}: {type(error).__name__}: {error}")
-            raise Refused(error) from None
+            await self.refuse(command, error)
+        except Exception as error:  # a fault of the IOC's: still an answer, never a hung put
+            log.exception("%s: the request could not be taken", command)
+            await self.refuse(command, RequestError(f"the IOC could not take the request: {describe_exception(error)}"))
+        held = not ioc.service.queue.enabled
         # Before any await (the task may even have ended already: the future is then done).
         ended = ioc.view.task_end(task.task_id) if wait else None
         await self.task_id.write(task.task_id)
         await self.status.write(SubmitStatus.ACCEPTED)
-        await write_text(self.message, f"accepted as task {task.task_id}")
+        await write_text(self.message, f"accepted as task {task.task_id}" + (HELD if held else ""))
         await ioc.bridge.settled()
         write_accepted()  # a RUN put's completion waits for the task: the write is logged now
         return task, ended
+
+    async def refuse(self, command: str, error: Exception) -> NoReturn:
+        """Record why the request written to `command` was refused; raise `Refused`."""
+        await self.status.write(SubmitStatus.REJECTED)
+        await write_text(self.message, str(error))
+        await self.parent.record_error(f"{command}: {type(error).__name__}: {error}")
+        raise Refused(error) from None

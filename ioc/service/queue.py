@@ -63,13 +63,17 @@ class TaskQueue:
         on_change: QueueListener,
         *,
         enabled: bool = True,
+        held_by: str = "",
         journal: QueueJournal | None = None,
         pending: Iterable[Task] = (),
     ) -> None:
-        """A queue holding `pending` (already in the journal) that writes changes to `journal`."""
+        """A queue holding `pending` (already in the journal) that writes changes to `journal`;
+        unless `enabled`, on hold for the reason `held_by`.
+        """
         self._tasks: list[Task] = list(pending)
         self._journal = journal or _NoJournal()
         self._enabled = enabled
+        self._held_by = held_by if not enabled else ""
         self._latched = False
         self._closed = False
         self._on_change = on_change
@@ -83,6 +87,11 @@ class TaskQueue:
     def enabled(self) -> bool:
         """Whether pending tasks may start (`QUEUE:ENABLE` = `Run`)."""
         return self._enabled
+
+    @property
+    def held_by(self) -> str:
+        """Why the queue is on hold (empty while it runs)."""
+        return self._held_by
 
     def snapshot(self) -> list[Task]:
         """The pending tasks in run order."""
@@ -105,9 +114,12 @@ class TaskQueue:
 
     def remove(self, task_id: str) -> Task:
         """Remove the pending task whose id is or starts with `task_id` (`STATUS` and
-        `QUEUE:NAMES` show the first 8 characters); raise `NotPending` if none or more
-        than one pending task fits.
+        `QUEUE:NAMES` show the first 8 characters); raise `NotPending` if it is empty, or
+        if none or more than one pending task fits.
         """
+        task_id = task_id.strip()
+        if not task_id:
+            raise NotPending("no task id given; write the id of a pending task (or its first 8 characters)")
         with self._changed:
             fits = [task for task in self._tasks if task.task_id.startswith(task_id)]
             exact = [task for task in fits if task.task_id == task_id]
@@ -131,10 +143,13 @@ class TaskQueue:
             self._notify()
             return removed
 
-    def set_enabled(self, enabled: bool) -> None:
-        """Let pending tasks start one after another (True) or hold them (False)."""
+    def set_enabled(self, enabled: bool, held_by: str = "") -> None:
+        """Let pending tasks start one after another (True) or hold them (False) because
+        of `held_by` (what `STATUS` says holds them).
+        """
         with self._changed:
             self._enabled = enabled
+            self._held_by = "" if enabled else held_by
             self._notify()
 
     def set_latched(self, latched: bool) -> None:

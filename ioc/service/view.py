@@ -58,6 +58,7 @@ class WorkerView:
     suspended: str = ""  # which suspender holds the task, and why
     queued: int = 0
     queue_enabled: bool = True
+    held_by: str = ""  # why the queue is on hold
     errors: ErrorLatch = field(default_factory=ErrorLatch)
     history: deque[TaskOutcome] = field(default_factory=lambda: deque(maxlen=HISTORY_SHOWN))
     _store_failed: bool = False  # the running task's documents could not all be kept
@@ -72,23 +73,25 @@ class WorkerView:
         """The history window, newest first (as `HISTORY` shows it)."""
         return list(reversed(self.history))
 
-    def recovered(self, history: list[TaskOutcome], interrupted: TaskOutcome | None) -> None:
-        """Start from what the state database kept (`history` newest first)."""
+    def recovered(self, history: list[TaskOutcome], cut_short: TaskOutcome | None) -> None:
+        """Start from what the state database kept (`history` newest first), with the
+        failure of the task the IOC's last stop cut short, if any.
+        """
         self.history.extend(reversed(history[:HISTORY_SHOWN]))
-        if interrupted is not None:
-            self.errors.record(interrupted.error_message or "", failure=True)
+        if cut_short is not None:
+            self.errors.record(cut_short.error_message or "", failure=True)
 
     def status(self) -> tuple[str, bool]:
         """The `STATUS` line, and whether it is in alarm (a failure is active)."""
         if self.running is None:
             line = f"{self.state.lower()}, {self.queued} queued"
-            if not self.queue_enabled:
-                line += " (queue on hold)"
         else:
             task = self.running
             line = f"{self.state.lower()} {task.name} (task {task.task_id[:8]}) {self.percent:.0f}%"
             if self.suspended:
                 line += f"; suspended by {self.suspended}"
+        if not self.queue_enabled:
+            line += f"; queue on Hold: {self.held_by}" if self.held_by else "; queue on Hold"
         if self.errors.active is not None:
             line += f"; error: {self.errors.active}"
         return line, self.errors.active is not None
@@ -113,7 +116,7 @@ class WorkerView:
         if isinstance(report, ShownState):
             self.state = report.state
         elif isinstance(report, QueueChanged):
-            self.queued, self.queue_enabled = len(report.tasks), report.enabled
+            self.queued, self.queue_enabled, self.held_by = len(report.tasks), report.enabled, report.held_by
         elif isinstance(report, TaskStarted):
             self.running, self.started, self.percent = report.task, report.started, 0.0
             self._store_failed = False

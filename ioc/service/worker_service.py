@@ -47,6 +47,7 @@ from ..models import (
     TaskRequest,
     TaskResult,
     WorkerState,
+    describe_exception,
     parse_request,
 )
 from .bus import OFF, BusView, Publisher
@@ -56,13 +57,17 @@ from .permissions import PermissionRefused
 from .policy import Policy
 from .queue import QueueClosed, TaskQueue
 from .runstore import DocumentWriter, RunFiles, Sink
-from .store import StateStore, StoreError, fresh_copy
+from .store import Recovery, StateStore, StoreError, fresh_copy
 from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Report], None]
 SHUT_DOWN = (TaskResult.ABORTED, "the IOC was shut down")
+SHUT_DOWN_ERROR = f"{SHUT_DOWN[0]}: {SHUT_DOWN[1]}"  # the error a task the shutdown ended has
+# Why the queue is on hold (STATUS: "queue on Hold: <why>"), besides the task that holds it.
+OPERATOR_HOLD = "set by an operator"
+PENDING_AT_START = "tasks were pending when the IOC started"
 BEAT = 1.0  # seconds between notes in the state database that the IOC is alive
 ENDED_BY_COMMAND = (TaskResult.STOPPED, TaskResult.ABORTED, TaskResult.HALTED)
 BUS_FLUSH = 2.0  # seconds the message bus has at shutdown to deliver what is left
@@ -85,6 +90,10 @@ class PendingRequest:
                 self.future.set_result(accept(*args))
             except RequestError as error:
                 self.future.set_exception(self._rejected(error))
+            except Exception as error:  # a fault of the IOC's: the request still gets an answer
+                log.exception("a request could not be taken")
+                fault = RequestError(f"the IOC could not take the request: {describe_exception(error)}")
+                self.future.set_exception(self._rejected(fault))
 
     def expire(self, waited: float) -> None:
         """Refuse the request: the worker did not answer within `waited` seconds."""
@@ -124,9 +133,14 @@ class WorkerService:
         self.recovery = store.recover()
         if self.recovery.interrupted is not None and run_files is not None:
             _close_cut_short(run_files, self.recovery.interrupted)
+        self.cut_short = _cut_short(self.recovery)
         self.queue = TaskQueue(
             self._queue_changed,
             enabled=not self.recovery.pending,  # nothing moves until an operator says Run
+            held_by=(
+                held_since(self.cut_short, f"was {_cause(self.cut_short)}") if self.cut_short
+                else PENDING_AT_START
+            ),
             journal=store,
             pending=self.recovery.pending,
         )
@@ -245,9 +259,12 @@ class WorkerService:
         return removed
 
     def set_enabled(self, enabled: bool, writer: Writer = NOBODY) -> None:
-        """Let pending tasks start (`enabled`), or hold them."""
+        """`writer` lets the pending tasks run (`enabled`), or holds them (a queue on hold
+        already keeps the reason it has).
+        """
         log.info("queue set to %s by %s", "Run" if enabled else "Hold", writer)
-        self.queue.set_enabled(enabled)
+        if enabled or self.queue.enabled:  # a queue on hold already keeps the reason it has
+            self.queue.set_enabled(enabled, OPERATOR_HOLD)
 
     def command(self, command: Command, writer: Writer = NOBODY) -> Future[None]:
         """Carry out `command` of `writer`; the future completes when the worker has
@@ -287,7 +304,7 @@ class WorkerService:
                 return
             except StoreError as error:  # cannot journal the start: hold, say why
                 self._store_failed(f"cannot start the next task: {error}")
-                self.queue.set_enabled(False)
+                self.queue.set_enabled(False, f"cannot start the next task: {error}")
                 continue
             with self._runner_lock:
                 try:
@@ -339,7 +356,7 @@ class WorkerService:
         except StoreError as error:
             self._store_failed(f"cannot record the end of task {outcome.task.task_id}: {error}")
         if died or (outcome.result in FAILURES and not self._settings.continue_on_error):
-            self.queue.set_enabled(False)
+            self.queue.set_enabled(False, held_since(outcome, f"was {outcome.error}" if died else None))
         self._tell(TaskFinished(outcome))
 
     def _store_document(self, report: DocumentEmitted) -> None:
@@ -389,7 +406,7 @@ class WorkerService:
         self._tell(ShownState(self.state))
 
     def _queue_changed(self, tasks: list[Task], enabled: bool) -> None:
-        self._tell(QueueChanged(tasks, enabled))
+        self._tell(QueueChanged(tasks, enabled, self.queue.held_by))
 
     def _bus_changed(self, health: BusChanged) -> None:
         self.bus_health = health
@@ -420,3 +437,25 @@ def _close_cut_short(run_files: RunFiles, interrupted: TaskOutcome) -> None:
             run_files.close_cut_short(uid, interrupted.error or "", interrupted.finished)
         except (OSError, ValueError) as error:
             log.error("run store: cannot close run %s: %s: %s", uid, type(error).__name__, error)
+
+
+def held_since(outcome: TaskOutcome, cause: str | None = None) -> str:
+    """Why the queue is on hold after `outcome`: its task, and `cause` or how it ended."""
+    return f"task {outcome.task.task_id[:8]} ({outcome.task.name}) {cause or f'ended {outcome.result}'}"
+
+
+def _cut_short(recovery: Recovery) -> TaskOutcome | None:
+    """The task the IOC's last stop cut short (a crash, or a shutdown that aborted it),
+    if its copy waits in the queue.
+    """
+    if recovery.interrupted is not None:
+        return recovery.interrupted
+    newest = recovery.history[0] if recovery.history else None
+    if recovery.pending and newest is not None and newest.error == SHUT_DOWN_ERROR:
+        return newest
+    return None
+
+
+def _cause(outcome: TaskOutcome) -> str:
+    """How a stop of the IOC cut `outcome`'s task short."""
+    return "aborted by the shutdown of the IOC" if outcome.error == SHUT_DOWN_ERROR else str(outcome.error)

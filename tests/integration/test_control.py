@@ -178,7 +178,7 @@ def test_queue_hold_remove_clear(ioc, ca_context):
     assert run_ca("caput", "-c", ioc.pv("QUEUE:CLEAR"), 1).returncode == 0
     assert caget_str(ioc.pv("QUEUE:COUNT")) == "0"
     last = submit(ca_context, ioc, request("count", detectors=["det1"]))
-    assert "queue on hold" in caget_str(ioc.pv("STATUS"))
+    assert "queue on Hold: " in caget_str(ioc.pv("STATUS"))
     assert run_ca("caput", ioc.pv("QUEUE:ENABLE"), "Run").returncode == 0
     assert wait_finished(ca_context, ioc, last) == "Success"
 

@@ -70,6 +70,14 @@ def test_a_failure_holds_the_queue_until_the_operator_says_run(ioc, ca_context):
     assert wait_finished(ca_context, ioc, failed) == "Failed"
     assert caget_str(ioc.pv("QUEUE:ENABLE")) == "Hold"
     pending = submit(ca_context, ioc, request("count", detectors=["det1"]))
+    assert caget_str(ioc.pv("SUBMIT:MESSAGE")) == f"accepted as task {pending}; the queue is on Hold"
+    held = f"idle, 1 queued; queue on Hold: task {failed[:8]} (fail) ended Failed"
+    assert caget_str(ioc.pv("STATUS")).startswith(held + "; error: ")
+    assert run_ca("caput", ioc.pv("ERROR:CLEAR"), "1").returncode == 0
+    wait_for(lambda: caget_str(ioc.pv("STATUS")) == held, 5)  # acknowledged, still held
     assert stays_idle(ioc)
     assert run_ca("caput", ioc.pv("QUEUE:ENABLE"), "Run").returncode == 0
     assert wait_finished(ca_context, ioc, pending) == "Success"
+    assert "Hold" not in caget_str(ioc.pv("STATUS"))
+    assert run_ca("caput", ioc.pv("QUEUE:ENABLE"), "Hold").returncode == 0
+    wait_for(lambda: caget_str(ioc.pv("STATUS")) == "idle, 0 queued; queue on Hold: set by an operator", 5)

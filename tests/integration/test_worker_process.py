@@ -99,6 +99,9 @@ def test_a_worker_that_dies_is_recorded_like_a_crash_and_replaced(how, ioc_facto
     assert f"{task_id}: interrupted: the worker process died (signal SIGKILL)" == message
     assert caget_str(ioc.pv("ERROR:ACTIVE")) == "Yes"
     assert caget_str(ioc.pv("QUEUE:ENABLE")) == "Hold"
+    plan = "kill_own_process" if how == "plan kills its process" else "count"
+    held = f"queue on Hold: task {task_id[:8]} ({plan}) was interrupted: the worker process died (signal SIGKILL)"
+    assert held in caget_str(ioc.pv("STATUS"))
     queue = read_json(ca_context, ioc, "QUEUE")
     assert len(queue) == 1 and queue[0]["task_id"] != task_id  # a copy at the head
     assert new_worker(ioc, old_pid)
@@ -158,3 +161,10 @@ def test_sigterm_aborts_the_running_task_and_requeues_it(ioc_factory, ca_context
     queue = read_json(ca_context, ioc, "QUEUE")
     assert [task["correlation_id"] for task in queue] == [history[0]["correlation_id"]]
     assert caget_str(ioc.pv("QUEUE:ENABLE")) == "Hold"
+    assert caget_str(ioc.pv("LAST:RESULT")) == "Aborted"
+    why = f"{task_id}: Aborted: the IOC was shut down"
+    assert caget_str(ioc.pv("ERROR:MESSAGE")) == why and caget_str(ioc.pv("ERROR:ACTIVE")) == "Yes"
+    assert caget_str(ioc.pv("STATUS")) == (
+        f"idle, 1 queued; queue on Hold: task {task_id[:8]} (count) was aborted by the shutdown of the IOC; "
+        f"error: {why}"
+    )

@@ -1,8 +1,25 @@
 """Tests of the text helpers of the char-waveform PVs (no server is started)."""
 
-import pytest
+import asyncio
 
-from ioc.pvs.fields import RAW, decode_write, encode
+import numpy as np
+import pytest
+from caproto import AlarmSeverity, AlarmStatus, ChannelType
+from caproto.server import PVGroup
+
+from ioc.pvs.fields import (
+    DONE,
+    NOT_TEXT,
+    RAW,
+    Refused,
+    decode_write,
+    encode,
+    fill_record_fields,
+    string,
+    strings,
+    text,
+    trigger,
+)
 
 
 def raw(data: bytes) -> str:
@@ -89,3 +106,129 @@ def test_result_fits_and_is_valid_utf8(text: str) -> None:
 def test_roundtrip_through_decode_write() -> None:
     text = '{"note":"Zoë 🙂"}'
     assert decode_write(raw(encode(text, 100))) == text
+
+
+# --- refused writes: no alarm, the value written as readback, an error for the put --------------
+
+
+class Writables(PVGroup):
+    """One writable PV of each data class, whose putters refuse what starts with 'no'."""
+
+    request = text("REQUEST", "A request", read_only=False)
+    target = string("TARGET", "A task id", read_only=False)
+    act = trigger("ACT", "Write 1 to act", "Act")
+
+    @request.putter
+    async def request(self, instance, value: str) -> str:
+        return refuse_no(value)
+
+    @target.putter
+    async def target(self, instance, value: str) -> str:
+        return refuse_no(value)
+
+    @act.putter
+    async def act(self, instance, value: str) -> str:
+        raise Refused("nothing to act on")
+
+
+def refuse_no(value: str) -> str:
+    if value.startswith("no"):
+        raise Refused(f"refused {value!r}")
+    return value
+
+
+def as_char(value: str) -> np.ndarray:
+    return np.frombuffer(value.encode() + b"\0", dtype=np.uint8)
+
+
+def as_string(value: str) -> list[bytes]:
+    return [value.encode()]
+
+
+@pytest.mark.parametrize(
+    ("name", "data_type", "wire", "readback"),
+    [
+        ("REQUEST", ChannelType.CHAR, as_char, lambda v: v.split("\0")[0]),
+        ("TARGET", ChannelType.STRING, as_string, str),
+    ],
+)
+def test_a_refused_client_write_raises_without_an_alarm_and_reads_back(name, data_type, wire, readback) -> None:
+    async def scenario() -> None:
+        pv = Writables(prefix="").pvdb[name]
+        await pv.write_from_dbr(wire("yes"), data_type, None)
+        with pytest.raises(Refused, match="refused 'no, thanks'"):
+            await pv.write_from_dbr(wire("no, thanks"), data_type, None)
+        assert readback(pv.value) == "no, thanks"
+        assert (pv.alarm.severity, pv.alarm.status) == (AlarmSeverity.NO_ALARM, AlarmStatus.NO_ALARM)
+        await pv.write_from_dbr(wire("yes again"), data_type, None)
+        assert readback(pv.value) == "yes again"
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_trigger_reads_done_without_an_alarm() -> None:
+    async def scenario() -> None:
+        pv = Writables(prefix="").pvdb["ACT"]
+        with pytest.raises(Refused, match="nothing to act on"):
+            await pv.write_from_dbr([1], ChannelType.ENUM, None)
+        assert pv.value == DONE
+        assert pv.alarm.severity == AlarmSeverity.NO_ALARM
+
+    asyncio.run(scenario())
+
+
+def test_a_write_that_is_no_text_is_refused_and_reads_back_empty() -> None:
+    async def scenario() -> None:
+        pv = Writables(prefix="").pvdb["REQUEST"]
+        seen: list[str] = []
+
+        async def putter(group, instance, value: str) -> str:
+            seen.append(value)
+            raise Refused("not text")
+
+        pv.putter = putter.__get__(pv.group)
+        with pytest.raises(Refused):
+            await pv.write_from_dbr([b"12"], ChannelType.STRING, None)
+        assert seen == [NOT_TEXT] and pv.value == ""
+        assert pv.alarm.severity == AlarmSeverity.NO_ALARM
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_write_of_the_ioc_itself_raises_as_before() -> None:
+    async def scenario() -> None:
+        pv = Writables(prefix="").pvdb["TARGET"]
+        with pytest.raises(Refused):
+            await pv.write("no")
+        assert pv.value == ""
+
+    asyncio.run(scenario())
+
+
+def test_udf_follows_the_alarm_status_and_nord_counts_the_entries() -> None:
+    """A record reads UDF 1 while it is undefined (status UDF, as the catalog PVs before the
+    first worker) and 0 once it holds a value; NORD is the number of entries it holds."""
+
+    class Fields(PVGroup):
+        names = strings("NAMES", "Names")
+        line = text("LINE", "A line")
+
+    async def scenario() -> None:
+        group = Fields(prefix="")
+        await fill_record_fields(group.pvdb)
+        names = group.pvdb["NAMES"]
+
+        async def field(name: str) -> object:
+            """The field as a client reads it (its getter runs)."""
+            channel = names.get_field(name)
+            await channel.read(channel.data_type)
+            return channel.value
+
+        assert await field("UDF") == b"\0" and await field("NORD") == 0  # [""]: no entry
+        await names.write(["a", "b", "c"], severity=AlarmSeverity.INVALID_ALARM, status=AlarmStatus.UDF)
+        assert await field("UDF") == b"\1" and await field("NORD") == 3
+        await names.write(["a"], severity=AlarmSeverity.NO_ALARM, status=AlarmStatus.NO_ALARM)
+        assert await field("UDF") == b"\0" and await field("NORD") == 1
+        assert group.pvdb["LINE"].field_inst.field_type_of_value.value == "CHAR"
+
+    asyncio.run(scenario())

@@ -1,7 +1,11 @@
 """Tests of the wire models: request parsing, tasks, outcomes and JSON helpers."""
 
 import json
+import pickle
+import sys
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -9,6 +13,7 @@ from ioc.errors import RequestError
 from ioc.identity import Writer
 from ioc.models import (
     CORRELATION_ID_MAX,
+    MAX_NESTING,
     Task,
     TaskOutcome,
     TaskRequest,
@@ -18,6 +23,11 @@ from ioc.models import (
     parse_request,
     to_json,
 )
+
+
+def at_stack_depth(frames: int, call: Callable[[], Any]) -> Any:
+    """`call()` made `frames` Python frames below this one."""
+    return call() if frames <= 0 else at_stack_depth(frames - 1, call)
 
 
 def refusal(text: str) -> str:
@@ -69,13 +79,75 @@ def test_unknown_top_level_key() -> None:
     assert "Extra inputs are not permitted" in message
 
 
-def test_correlation_id_length() -> None:
-    longest = "x" * CORRELATION_ID_MAX
-    assert parse_request(json.dumps({"name": "n", "correlation_id": longest})).correlation_id
-    too_long = json.dumps({"name": "n", "correlation_id": longest + "x"})
-    assert refusal(too_long).startswith("correlation_id: String should have at most 40 characters")
+def test_correlation_id_fits_a_dbr_string() -> None:
+    """A DBR_STRING holds 39 bytes and a NUL: 39 ASCII characters fit, 40 do not, nor do
+    20 two-byte characters of UTF-8."""
+    longest = "x" * 39
+    assert CORRELATION_ID_MAX == 39
+    assert parse_request(json.dumps({"name": "n", "correlation_id": longest})).correlation_id == longest
+    too_long = refusal(json.dumps({"name": "n", "correlation_id": longest + "x"}))
+    assert too_long == "correlation_id: 40 characters (bytes of UTF-8); a DBR_STRING holds at most 39"
+    wide = refusal(json.dumps({"name": "n", "correlation_id": "é" * 20}, ensure_ascii=False))
+    assert wide.startswith("correlation_id: 40 characters (bytes of UTF-8)")
     empty = refusal('{"name": "n", "correlation_id": ""}')
     assert empty.startswith("correlation_id: String should have at least 1 character")
+
+
+def nested(levels: int, field: str = "metadata") -> str:
+    """A request whose `field` makes it `levels` objects deep (the request itself is one)."""
+    inner = levels - 2
+    return f'{{"name": "count", "{field}": ' + '{"a": ' * inner + "{}" + "}" * inner + "}"
+
+
+def test_a_request_may_nest_32_levels() -> None:
+    assert MAX_NESTING == 32
+    request = parse_request(nested(MAX_NESTING))
+    depth, value = 1, request.metadata
+    while value:
+        depth, value = depth + 1, value["a"]
+    assert depth + 1 == MAX_NESTING
+
+
+@pytest.mark.parametrize("levels", [MAX_NESTING + 1, 500, 1000, 30_000])
+def test_deeper_nesting_is_refused_naming_the_field_and_the_rule(levels: int) -> None:
+    assert refusal(nested(levels)) == (
+        "metadata.a: nested too deep; a request may hold objects and arrays at most 32 levels deep"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('{"name": "list_scan", "params": {"points": ' + "[" * 40 + "]" * 40 + "}}", "params.points"),
+        ("[" * 33 + "]" * 33, "request"),
+        ('{"a\\"b": ' + "[" * 40 + "]" * 40 + "}", 'a"b'),
+    ],
+)
+def test_nesting_names_where_it_is_too_deep(text: str, field: str) -> None:
+    assert refusal(text).startswith(f"{field}: nested too deep")
+
+
+def test_brackets_inside_strings_do_not_nest() -> None:
+    text = json.dumps({"name": "n", "metadata": {"note": "[{" * 100, "esc": '\\"[[[' * 50}})
+    assert parse_request(text).metadata["note"] == "[{" * 100
+
+
+def test_a_request_nested_to_the_limit_is_kept_and_sent_deep_in_the_stack(tmp_path) -> None:
+    """Every step that walks a request recursively (parsing and its validators, the journal's
+    JSON, the pipe's pickle) takes one nested to the limit even when called from deep in the
+    stack, as a CA putter is."""
+    from ioc.messages import RunTask
+    from ioc.service.store import StateStore
+
+    def steps() -> Task:
+        task = Task.create(parse_request(nested(MAX_NESTING)), {"detectors": [[["det1"]]]})
+        store = StateStore.in_directory(tmp_path)
+        store.append(task)
+        assert store.recover().pending == [task]
+        assert pickle.loads(pickle.dumps(RunTask(task))).task == task
+        return task
+
+    assert at_stack_depth(sys.getrecursionlimit() - 300, steps).metadata
 
 
 @pytest.mark.parametrize("params", ["[1, 2]", '"x"', "1"])

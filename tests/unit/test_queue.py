@@ -166,3 +166,24 @@ def test_a_prefix_shared_by_two_pending_tasks_is_refused() -> None:
     with pytest.raises(NotPending, match="2 pending tasks have ids starting with 'abcd'"):
         queue.remove("abcd")
     assert queue.remove("abcd2") is second
+
+
+@pytest.mark.parametrize("task_id", ["", "  "])
+def test_an_empty_id_removes_nothing(task_id: str) -> None:
+    """Every id starts with '': an empty id must not take the only pending task."""
+    queue = TaskQueue(Recorder())
+    only = make_task("a")
+    queue.append(only)
+    with pytest.raises(NotPending, match=r"^no task id given; write the id of a pending task"):
+        queue.remove(task_id)
+    assert queue.snapshot() == [only]
+
+
+def test_a_hold_says_why_until_the_queue_runs_again() -> None:
+    queue = TaskQueue(Recorder(), enabled=False, held_by="tasks were pending when the IOC started")
+    assert queue.held_by == "tasks were pending when the IOC started"
+    queue.set_enabled(True, "ignored while it runs")
+    assert queue.held_by == ""
+    queue.set_enabled(False, "set by an operator")
+    assert queue.held_by == "set by an operator" and not queue.enabled
+    assert TaskQueue(Recorder(), held_by="ignored while it runs").held_by == ""

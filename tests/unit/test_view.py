@@ -28,11 +28,41 @@ def test_status_line_follows_state_queue_and_running_task() -> None:
     view = WorkerView()
     view.apply(ShownState(WorkerState.IDLE))
     view.apply(QueueChanged([task(), task()], enabled=False))
-    assert view.status() == ("idle, 2 queued (queue on hold)", False)
+    assert view.status() == ("idle, 2 queued; queue on Hold", False)
     running = task("scan")
     view.apply(TaskStarted(running, time.time()))
     view.apply(ShownState(WorkerState.RUNNING))
+    view.apply(QueueChanged([task()], enabled=True))
     assert view.status() == (f"running scan (task {running.task_id[:8]}) 0%", False)
+
+
+def test_status_says_why_the_queue_is_on_hold_until_it_runs_again() -> None:
+    view = WorkerView()
+    view.apply(ShownState(WorkerState.IDLE))
+    failed = task("fail")
+    view.apply(ended(failed, TaskResult.FAILED, "ValueError: boom"))
+    held_by = f"task {failed.task_id[:8]} (fail) ended Failed"
+    view.apply(QueueChanged([task()], enabled=False, held_by=held_by))
+    line, alarm = view.status()
+    assert alarm and line == f"idle, 1 queued; queue on Hold: {held_by}; error: {failed.task_id}: ValueError: boom"
+    view.errors.clear()
+    assert view.status() == (f"idle, 1 queued; queue on Hold: {held_by}", False)
+    running = task("scan")
+    view.apply(TaskStarted(running, time.time()))
+    view.apply(ShownState(WorkerState.RUNNING))
+    view.apply(QueueChanged([], enabled=False, held_by="set by an operator"))
+    assert view.status()[0].endswith("0%; queue on Hold: set by an operator")
+    view.apply(QueueChanged([], enabled=True))
+    assert "Hold" not in view.status()[0]
+
+
+def test_the_task_the_last_stop_cut_short_is_the_active_error_after_a_restart() -> None:
+    view = WorkerView()
+    now = time.time()
+    aborted = TaskOutcome(task(), TaskResult.ABORTED, now - 1, now, error="Aborted: the IOC was shut down")
+    view.recovered([aborted], aborted)
+    assert view.errors.active == view.errors.latest == f"{aborted.task.task_id}: Aborted: the IOC was shut down"
+    assert view.errors.count == 1 and view.last == aborted
 
 
 def test_a_stop_is_no_error_and_a_refusal_does_not_replace_the_active_failure() -> None:
