@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from tests.integration.harness import (
+    SETTLE,
     IocProcess,
     ca_bin,
     ca_read_text,
@@ -16,6 +17,7 @@ from tests.integration.harness import (
     ca_write_text,
     process_env,
     run_ca,
+    scaled,
     unescape_c,
     wait_for,
 )
@@ -35,7 +37,7 @@ def submit(ctx, ioc: IocProcess, text: str) -> str:
     return ca_read_text(ctx, ioc.pv("SUBMIT:TASK_ID"))
 
 
-def wait_finished(ctx, ioc: IocProcess, task_id: str, timeout: float = 30) -> str:
+def wait_finished(ctx, ioc: IocProcess, task_id: str, timeout: float = scaled(60)) -> str:
     """Wait until `task_id` is the last finished task; return `LAST:RESULT`."""
     wait_for(
         lambda: ca_read_text(ctx, ioc.pv("LAST:TASK_ID")) == task_id,
@@ -61,7 +63,7 @@ def start_caput(ioc: IocProcess, name: str, text: str, wait: float = 60) -> subp
     return subprocess.Popen(args, env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_state(ctx, ioc: IocProcess, state: str, timeout: float = 15) -> None:
+def wait_state(ctx, ioc: IocProcess, state: str, timeout: float = SETTLE) -> None:
     """Wait until `STATE` reads `state`."""
     wait_for(lambda: ca_read_text(ctx, ioc.pv("STATE")) == state, timeout, message=f"STATE {state}")
 
@@ -77,7 +79,7 @@ class Camonitor:
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        wait_for(lambda: self.lines, 10, message=f"camonitor {pvname} connected")
+        wait_for(lambda: self.lines, message=f"camonitor {pvname} connected")
 
     def _read(self) -> None:
         assert self._process.stdout is not None
