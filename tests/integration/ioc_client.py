@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import threading
+import time
 from typing import Any
 
 from tests.integration.harness import (
@@ -17,7 +18,6 @@ from tests.integration.harness import (
     ca_write_text,
     process_env,
     run_ca,
-    scaled,
     unescape_c,
     wait_for,
 )
@@ -37,13 +37,20 @@ def submit(ctx, ioc: IocProcess, text: str) -> str:
     return ca_read_text(ctx, ioc.pv("SUBMIT:TASK_ID"))
 
 
-def wait_finished(ctx, ioc: IocProcess, task_id: str, timeout: float = scaled(60)) -> str:
-    """Wait until `task_id` is the last finished task; return `LAST:RESULT`."""
-    wait_for(
-        lambda: ca_read_text(ctx, ioc.pv("LAST:TASK_ID")) == task_id,
-        timeout,
-        message=f"task {task_id} did not finish",
-    )
+def wait_finished(ctx, ioc: IocProcess, task_id: str, timeout: float = SETTLE) -> str:
+    """Wait until `task_id` is the last finished task; return `LAST:RESULT`. Bound by
+    progress: the wait fails once the current task and its `CURRENT:PROGRESS` have stood
+    still for `timeout` seconds, so a long scan on a busy machine may take as long as it
+    moves."""
+    seen, moved = None, time.monotonic()
+    while ca_read_text(ctx, ioc.pv("LAST:TASK_ID")) != task_id:
+        now = (ca_read_text(ctx, ioc.pv("CURRENT:TASK_ID")), ca_read_value(ctx, ioc.pv("CURRENT:PROGRESS")))
+        if now != seen:
+            seen, moved = now, time.monotonic()
+        elif time.monotonic() - moved > timeout:
+            raise TimeoutError(f"task {task_id} did not finish: (current task, progress) stood at {seen} "
+                               f"for {timeout} s")
+        time.sleep(0.05)
     return ca_read_text(ctx, ioc.pv("LAST:RESULT"))
 
 
