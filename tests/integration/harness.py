@@ -59,6 +59,24 @@ MAX_ARRAY_BYTES = str(2**24)
 _PORT_RANGE = (20000, 32000)  # below Linux' ephemeral range (32768-60999)
 
 
+# ---------------------------------------------------------------- patience
+#: The factor on every bound a test waits with: ``BLUESKY_IOC_TEST_TIMEOUT_SCALE`` (default 1).
+#: The defaults below already hold on a busy 2-core machine; raise it on a slower one.
+TIMEOUT_SCALE = float(os.environ.get("BLUESKY_IOC_TEST_TIMEOUT_SCALE") or 1)
+
+
+def scaled(seconds: float) -> float:
+    """``seconds`` times TIMEOUT_SCALE: the bound of a wait on work a busy machine slows."""
+    return seconds * TIMEOUT_SCALE
+
+
+#: How long a test waits for what an action set going to show (a monitor update, a state, a
+#: task of a few points ending): well under a second on a quiet machine; the rest is margin.
+SETTLE = scaled(30.0)
+#: The default bound of one CA request (connect, then read or write) of the client helpers.
+CA_TIMEOUT = scaled(10.0)
+
+
 # ---------------------------------------------------------------- ports / env
 def _port_is_free(port: int) -> bool:
     """Both a TCP and a UDP socket can bind 127.0.0.1:port (no SO_REUSEADDR)."""
@@ -186,7 +204,7 @@ class CaToolError(RuntimeError):
             f"stdout: {proc.stdout!r}\nstderr: {proc.stderr!r}")
 
 
-def run_ca(tool: str, *args: Any, timeout: float = 10,
+def run_ca(tool: str, *args: Any, timeout: float = scaled(20),
            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run a real EPICS C tool with the loopback env; never raises on exit
     status (check ``.returncode``). Text is UTF-8 (surrogateescape)."""
@@ -197,12 +215,13 @@ def run_ca(tool: str, *args: Any, timeout: float = 10,
 
 
 # ---------------------------------------------------------------- waiting
-def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.02,
+def wait_for(predicate: Callable[[], Any], timeout: float = SETTLE, interval: float = 0.02,
              message: str = "condition not met",
              ignore: tuple[type[BaseException], ...] = ()) -> Any:
     """Poll ``predicate`` until it returns something truthy; return that.
 
-    Raises ``TimeoutError(message + last value)`` at the deadline. Exceptions
+    Raises ``TimeoutError(message + last value)`` after ``timeout`` seconds (SETTLE unless
+    given). Exceptions
     of the types in ``ignore`` count as a falsy result (and become the last
     value)."""
     deadline = time.monotonic() + timeout
@@ -397,7 +416,7 @@ def start_process(cmd: Sequence[str], *, name: str | None = None,
                   log_dir: str | os.PathLike | None = None,
                   keep_stdin_open: bool = False, ca_server: bool = False,
                   ready_pv: str | None = None,
-                  ready_timeout: float = 30) -> ManagedProcess:
+                  ready_timeout: float = scaled(30)) -> ManagedProcess:
     """Start ``cmd`` with the loopback env (``process_env(env)``), stdout+stderr
     to ``<log_dir>/<name>.log``. ``ca_server=True`` claims the CA port (refuses
     to start while another harness server uses it). With ``ready_pv``, waits
@@ -512,7 +531,7 @@ class IocProcess(ManagedProcess):
     def __init__(self, *extra_args: Any, prefix: str | None = None,
                  cwd: str | os.PathLike = REPO_ROOT,
                  env: Mapping[str, str] | None = None,
-                 ready_timeout: float = 60, ready_pv: str = "HEARTBEAT",
+                 ready_timeout: float = scaled(60), ready_pv: str = "HEARTBEAT",
                  log_dir: str | os.PathLike | None = None,
                  python: str = sys.executable):
         self.prefix = prefix or random_prefix()
@@ -550,7 +569,7 @@ def wait_worker(ioc: IocProcess, timeout: float) -> int:
 
 def start_ioc(*extra_args: Any, prefix: str | None = None,
               cwd: str | os.PathLike = REPO_ROOT,
-              env: Mapping[str, str] | None = None, ready_timeout: float = 60,
+              env: Mapping[str, str] | None = None, ready_timeout: float = scaled(60),
               ready_pv: str = "HEARTBEAT",
               log_dir: str | os.PathLike | None = None) -> IocProcess:
     """Start the project IOC and wait until ``<prefix>HEARTBEAT`` answers.
@@ -603,7 +622,7 @@ def _strip_nl(text: str) -> str:
     return text[:-1] if text.endswith("\n") else text
 
 
-def caget_text(pvname: str, *, timeout: float = 5, env=None) -> str:
+def caget_text(pvname: str, *, timeout: float = CA_TIMEOUT, env=None) -> str:
     """``caget -S -t``: value as the C tool prints it (C-escaped; see
     unescape_c), trailing newline stripped. Raises CaToolError on failure."""
     r = run_ca("caget", "-S", "-t", "-w", timeout, pvname, env=env, timeout=timeout + 10)
@@ -632,7 +651,7 @@ def caput_text(pvname: str, text: str, completion: bool = False, wait: float = 1
 
 
 # ---------------------------------------------------------------- caproto client
-def make_context(timeout: float = 5):
+def make_context(timeout: float = CA_TIMEOUT):
     """A caproto threading-client Context (reads the EPICS env right now)."""
     from caproto.threading.client import Context
     return Context(timeout=timeout)
@@ -644,12 +663,12 @@ def _pv(ctx, pvname: str, timeout: float):
     return pv
 
 
-def ca_read(ctx, pvname: str, timeout: float = 5, data_type=None):
+def ca_read(ctx, pvname: str, timeout: float = CA_TIMEOUT, data_type=None):
     """Read via caproto; returns the ReadNotifyResponse (``.data``, ``.metadata``)."""
     return _pv(ctx, pvname, timeout).read(timeout=timeout, data_type=data_type)
 
 
-def ca_read_value(ctx, pvname: str, timeout: float = 5):
+def ca_read_value(ctx, pvname: str, timeout: float = CA_TIMEOUT):
     """Scalar value for single-element PVs (str decoded), else the array."""
     data = ca_read(ctx, pvname, timeout).data
     if len(data) != 1:
@@ -660,7 +679,7 @@ def ca_read_value(ctx, pvname: str, timeout: float = 5):
     return v.item() if hasattr(v, "item") else v
 
 
-def ca_read_text(ctx, pvname: str, timeout: float = 5) -> str:
+def ca_read_text(ctx, pvname: str, timeout: float = CA_TIMEOUT) -> str:
     """Text of a char waveform (read as CHAR, bytes up to the first NUL,
     UTF-8) or of a DBR_STRING PV."""
     from caproto import ChannelType
@@ -672,7 +691,7 @@ def ca_read_text(ctx, pvname: str, timeout: float = 5) -> str:
     return bytes(data).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
-def ca_write(ctx, pvname: str, value: Any, wait: bool = True, timeout: float = 5,
+def ca_write(ctx, pvname: str, value: Any, wait: bool = True, timeout: float = CA_TIMEOUT,
              data_type=None):
     """Write via caproto; with wait=True returns the WriteNotifyResponse
     (raises ErrorResponseReceived if the server completes with an error)."""
@@ -681,7 +700,8 @@ def ca_write(ctx, pvname: str, value: Any, wait: bool = True, timeout: float = 5
                     notify=True if wait else None)
 
 
-def ca_write_text(ctx, pvname: str, text: str, wait: bool = True, timeout: float = 5):
+def ca_write_text(ctx, pvname: str, text: str, wait: bool = True,
+                  timeout: float = CA_TIMEOUT):
     """Write text to a char waveform (UTF-8 + NUL) or a DBR_STRING PV."""
     from caproto import ChannelType
     pv = _pv(ctx, pvname, timeout)
@@ -696,7 +716,7 @@ def ca_write_text(ctx, pvname: str, text: str, wait: bool = True, timeout: float
 
 
 # ---------------------------------------------------------------- pyepics
-def pyepics_get_text(pvname: str, timeout: float = 5) -> str:
+def pyepics_get_text(pvname: str, timeout: float = CA_TIMEOUT) -> str:
     """Char waveform / string PV as text via pyepics (``as_string=True``).
     ``epics.ca`` reads the EPICS env at first use -- the session env is in
     os.environ before any test imports epics."""

@@ -6,9 +6,11 @@ import json
 import re
 import subprocess
 import threading
+import time
 from typing import Any
 
 from tests.integration.harness import (
+    SETTLE,
     IocProcess,
     ca_bin,
     ca_read_text,
@@ -35,13 +37,20 @@ def submit(ctx, ioc: IocProcess, text: str) -> str:
     return ca_read_text(ctx, ioc.pv("SUBMIT:TASK_ID"))
 
 
-def wait_finished(ctx, ioc: IocProcess, task_id: str, timeout: float = 30) -> str:
-    """Wait until `task_id` is the last finished task; return `LAST:RESULT`."""
-    wait_for(
-        lambda: ca_read_text(ctx, ioc.pv("LAST:TASK_ID")) == task_id,
-        timeout,
-        message=f"task {task_id} did not finish",
-    )
+def wait_finished(ctx, ioc: IocProcess, task_id: str, timeout: float = SETTLE) -> str:
+    """Wait until `task_id` is the last finished task; return `LAST:RESULT`. Bound by
+    progress: the wait fails once the current task and its `CURRENT:PROGRESS` have stood
+    still for `timeout` seconds, so a long scan on a busy machine may take as long as it
+    moves."""
+    seen, moved = None, time.monotonic()
+    while ca_read_text(ctx, ioc.pv("LAST:TASK_ID")) != task_id:
+        now = (ca_read_text(ctx, ioc.pv("CURRENT:TASK_ID")), ca_read_value(ctx, ioc.pv("CURRENT:PROGRESS")))
+        if now != seen:
+            seen, moved = now, time.monotonic()
+        elif time.monotonic() - moved > timeout:
+            raise TimeoutError(f"task {task_id} did not finish: (current task, progress) stood at {seen} "
+                               f"for {timeout} s")
+        time.sleep(0.05)
     return ca_read_text(ctx, ioc.pv("LAST:RESULT"))
 
 
@@ -61,7 +70,7 @@ def start_caput(ioc: IocProcess, name: str, text: str, wait: float = 60) -> subp
     return subprocess.Popen(args, env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_state(ctx, ioc: IocProcess, state: str, timeout: float = 15) -> None:
+def wait_state(ctx, ioc: IocProcess, state: str, timeout: float = SETTLE) -> None:
     """Wait until `STATE` reads `state`."""
     wait_for(lambda: ca_read_text(ctx, ioc.pv("STATE")) == state, timeout, message=f"STATE {state}")
 
@@ -77,7 +86,7 @@ class Camonitor:
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        wait_for(lambda: self.lines, 10, message=f"camonitor {pvname} connected")
+        wait_for(lambda: self.lines, message=f"camonitor {pvname} connected")
 
     def _read(self) -> None:
         assert self._process.stdout is not None

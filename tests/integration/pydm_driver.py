@@ -6,6 +6,10 @@ Each line on stdin is a JSON command; each gets one JSON line back:
 - `{"cmd": "read"}` -> `{"<PV> <widget class>": what the widget shows}` for every PyDM
   widget (text, bar value, table cells, button caption and enabled state), and
   `{"<PV> colour": "#rrggbb"}` for each shape a rule colours by that PV;
+- `{"cmd": "channels"}` -> `{"channels": [{"widget": name, "channel": address, "connected":
+  bool}, ...]}` for every channel of the screen: each widget's own and those of its rules;
+- `{"cmd": "clipped"}` -> `{"clipped": [{"widget": name, "text": text}, ...]}` for every label
+  and button whose text does not fit in it;
 - `{"cmd": "click", "pv": "PAUSE"}` -> clicks the push button that writes that PV;
 - `{"cmd": "shot", "path": "x.png"}` -> saves a screenshot of the screen;
 - `{"cmd": "quit"}`.
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pydm import Display
+from pydm.data_plugins import plugin_for_address
 from pydm.widgets import (
     PyDMDrawingRectangle,
     PyDMLabel,
@@ -32,8 +37,9 @@ from pydm.widgets import (
     PyDMWaveformTable,
 )
 from pydm.widgets.base import PyDMWidget
+from pydm.widgets.channel import PyDMChannel
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QApplication
+from qtpy.QtWidgets import QAbstractButton, QApplication, QLabel, QWidget
 
 
 def shown(widget: PyDMWidget) -> Any:
@@ -48,6 +54,28 @@ def shown(widget: PyDMWidget) -> Any:
     if isinstance(widget, PyDMPushButton):
         return {"text": widget.text(), "enabled": widget.isEnabled()}
     return None
+
+
+def channels_of(widget: QWidget) -> list[str]:
+    """The channel addresses a widget reads: its own and those of its rules."""
+    own = [widget.channel] if isinstance(widget, PyDMWidget) and widget.channel else []
+    rules = json.loads(getattr(widget, "rules", None) or "[]")
+    return own + [channel["channel"] for rule in rules for channel in rule["channels"]]
+
+
+def is_connected(address: str) -> bool:
+    """Whether PyDM's data plugin for `address` has it connected."""
+    plugin = plugin_for_address(address)
+    connection = plugin.connections.get(plugin.get_connection_id(PyDMChannel(address))) if plugin else None
+    return bool(connection and connection.connected)
+
+
+def clipped(widget: QLabel | QAbstractButton) -> bool:
+    """Whether a label's or a button's text does not fit in it (wrapped, or on one line)."""
+    if isinstance(widget, QLabel) and widget.wordWrap():
+        return widget.heightForWidth(widget.width()) > widget.height()
+    room = widget.contentsRect().width() - (8 if isinstance(widget, QAbstractButton) else 0)  # a button's margins
+    return widget.fontMetrics().horizontalAdvance(widget.text()) > room
 
 
 def pv_of(widget: PyDMWidget, prefix: str) -> str:
@@ -97,6 +125,13 @@ class Driver:
             shapes = self.display.findChildren(PyDMDrawingRectangle)
             colours = {f"{self.rule_pv(shape)} colour": shape.brush.color().name() for shape in shapes}
             return colours | {f"{pv_of(w, self.prefix)} {type(w).__name__}": shown(w) for w in self.widgets()}
+        if command["cmd"] == "channels":
+            return {"channels": [{"widget": widget.objectName(), "channel": address, "connected": is_connected(address)}
+                                 for widget in self.display.findChildren(QWidget) for address in channels_of(widget)]}  # fmt: skip
+        if command["cmd"] == "clipped":
+            texts = self.display.findChildren((QLabel, QAbstractButton))
+            return {"clipped": [{"widget": widget.objectName(), "text": widget.text()}
+                                for widget in texts if widget.isVisible() and clipped(widget)]}  # fmt: skip
         if command["cmd"] == "click":
             (button,) = [w for w in self.widgets()
                          if isinstance(w, PyDMPushButton) and pv_of(w, self.prefix) == command["pv"]]  # fmt: skip

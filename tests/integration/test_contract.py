@@ -12,6 +12,7 @@ import pytest
 from caproto import AccessRights, ChannelType
 
 from tests.integration.harness import (
+    CA_TIMEOUT,
     ca_read,
     ca_read_text,
     ca_write,
@@ -116,7 +117,7 @@ BAD_REQUESTS = {
 def ioc(module_ioc_factory, tmp_path_factory, ca_context):
     ioc = module_ioc_factory(*SAMPLE_PLANS, "--state-dir", tmp_path_factory.mktemp("state"))
     submit(ca_context, ioc, request("sleep", seconds=600))
-    wait_for(lambda: ca_read_text(ca_context, ioc.pv("STATE")) == "RUNNING", 10)
+    wait_for(lambda: ca_read_text(ca_context, ioc.pv("STATE")) == "RUNNING")
     submit(ca_context, ioc, request("count", detectors=["det1"]))
     return ioc
 
@@ -125,7 +126,7 @@ def ioc(module_ioc_factory, tmp_path_factory, ca_context):
 def test_pv_type_access_desc_and_enums(ioc, ca_context, name):
     native, writable, extra = CONTRACT[name]
     (pv,) = ca_context.get_pvs(ioc.pv(name))
-    pv.wait_for_connection(timeout=5)
+    pv.wait_for_connection(timeout=CA_TIMEOUT)
     assert pv.channel.native_data_type == native
     assert bool(pv.channel.access_rights & AccessRights.WRITE) == writable
     assert ca_read_text(ca_context, ioc.pv(name) + ".DESC").strip()
@@ -175,7 +176,7 @@ def test_raw_bytes_are_cut_at_nul_and_must_be_utf8(ioc, ca_context):
     name = ioc.pv("SUBMIT")
     before = pending(ioc)
     ca_write(ca_context, name, list(b"\xff\xfe{}") + [0], data_type=CHAR, wait=False)
-    wait_for(lambda: "not valid UTF-8" in ca_read_text(ca_context, ioc.pv("SUBMIT:MESSAGE")), 5)
+    wait_for(lambda: "not valid UTF-8" in ca_read_text(ca_context, ioc.pv("SUBMIT:MESSAGE")))
     assert caget_str(ioc.pv("SUBMIT:STATUS")) == "Rejected"
     padded = request("count", detectors=["det2"]).encode() + b"\0\xff garbage after the NUL"
     ca_write(ca_context, name, list(padded), data_type=CHAR)

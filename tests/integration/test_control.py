@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.integration.harness import caget_str, caput_text, run_ca, wait_for
+from tests.integration.harness import SETTLE, caget_str, caput_text, run_ca, scaled, wait_for
 from tests.integration.ioc_client import (
     SAMPLE_PLANS,
     command,
@@ -48,7 +48,7 @@ def test_run_with_caput_c_completes_when_the_task_succeeded(ioc, ca_context):
 def test_run_from_pyepics_waits_for_the_task(ioc, ca_context):
     import epics
 
-    assert epics.caput(ioc.pv("RUN"), request("count", detectors=["det1"], num=5, delay=0.1), wait=True, timeout=30)
+    assert epics.caput(ioc.pv("RUN"), request("count", detectors=["det1"], num=5, delay=0.1), wait=True, timeout=SETTLE)
     assert caget_str(ioc.pv("LAST:TASK_ID")) == caget_str(ioc.pv("SUBMIT:TASK_ID"))
     assert caget_str(ioc.pv("LAST:RESULT")) == "Success"
 
@@ -82,7 +82,7 @@ def test_run_of_a_removed_task_completes_with_an_error(ioc, ca_context):
     assert run_ca("caput", ioc.pv("QUEUE:ENABLE"), "Hold").returncode == 0
     waiting = start_caput(ioc, "RUN", request("count", detectors=["det1"]))
     try:
-        wait_for(lambda: caget_str(ioc.pv("QUEUE:COUNT")) == "1", 10)
+        wait_for(lambda: caget_str(ioc.pv("QUEUE:COUNT")) == "1")
         (task,) = json.loads(caget_str(ioc.pv("QUEUE")))
         assert run_ca("caput", "-c", ioc.pv("QUEUE:REMOVE"), task["task_id"]).returncode == 0
         assert waiting.wait(30) == 1
@@ -95,7 +95,7 @@ def test_run_of_a_removed_task_completes_with_an_error(ioc, ca_context):
 @pytest.mark.parametrize("pause", ["PAUSE", "PAUSE:DEFER"])
 def test_pause_then_resume_a_step_scan(ioc, ca_context, pause):
     task_id = submit(ca_context, ioc, STEP_SCAN)
-    wait_for(lambda: float(caget_str(ioc.pv("CURRENT:PROGRESS"))) > 0, 15)
+    wait_for(lambda: float(caget_str(ioc.pv("CURRENT:PROGRESS"))) > 0)
     assert command(ioc, pause).returncode == 0
     assert caget_str(ioc.pv("STATE")) == "PAUSED"  # the completion came once it was paused
     assert caget_str(ioc.pv("BUSY")) == "Busy"
@@ -111,9 +111,9 @@ def test_stop_and_abort_end_the_task(ioc, ca_context, end, result):
     wait_state(ca_context, ioc, "RUNNING")
     assert command(ioc, end).returncode == 0
     assert caget_str(ioc.pv("BUSY")) == "Idle"
-    assert wait_finished(ca_context, ioc, task_id, timeout=5) == result
+    assert wait_finished(ca_context, ioc, task_id) == result
     kind = "task_finished" if end == "STOP" else "task_failed"  # a stop is no failure
-    wait_for(lambda: json.loads(caget_str(ioc.pv("EVENT")))["type"] == kind, 5)
+    wait_for(lambda: json.loads(caget_str(ioc.pv("EVENT")))["type"] == kind)
     assert json.loads(caget_str(ioc.pv("EVENT")))["task_id"] == task_id
     message = caget_str(ioc.pv("ERROR:MESSAGE"))
     if end == "STOP":  # a stop is no error: nothing about it on ERROR:MESSAGE
@@ -138,9 +138,9 @@ def test_status_shows_the_active_failure_not_a_later_refusal(ioc, ca_context):
 
 def test_progress_is_cleared_when_the_task_ends(ioc, ca_context):
     task_id = submit(ca_context, ioc, STEP_SCAN)
-    wait_for(lambda: "smotor" in caget_str(ioc.pv("PROGRESS")), 15, message="PROGRESS shows smotor")
+    wait_for(lambda: "smotor" in caget_str(ioc.pv("PROGRESS")), message="PROGRESS shows smotor")
     assert wait_finished(ca_context, ioc, task_id) == "Success"
-    wait_for(lambda: caget_str(ioc.pv("PROGRESS")) == "{}", 5, message="PROGRESS cleared")
+    wait_for(lambda: caget_str(ioc.pv("PROGRESS")) == "{}", message="PROGRESS cleared")
 
 
 def test_stop_a_paused_task(ioc, ca_context):
@@ -148,7 +148,7 @@ def test_stop_a_paused_task(ioc, ca_context):
     wait_state(ca_context, ioc, "RUNNING")
     assert command(ioc, "PAUSE").returncode == 0
     assert command(ioc, "STOP").returncode == 0
-    assert wait_finished(ca_context, ioc, task_id, timeout=5) == "Stopped"
+    assert wait_finished(ca_context, ioc, task_id) == "Stopped"
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -207,6 +207,6 @@ def test_halt_frees_a_plan_stuck_on_a_device_that_never_arrives(ioc, ca_context)
     wait_state(ca_context, ioc, "RUNNING")
     began = time.monotonic()
     assert command(ioc, "HALT").returncode == 0
-    assert time.monotonic() - began < 1.0
-    assert wait_finished(ca_context, ioc, task_id, timeout=5) == "Halted"
+    assert time.monotonic() - began < scaled(10.0)  # quiet: well under a second; stuck: never
+    assert wait_finished(ca_context, ioc, task_id) == "Halted"
     assert caget_str(ioc.pv("STATE")) == "IDLE"

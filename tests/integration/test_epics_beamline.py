@@ -20,6 +20,7 @@ from tests.integration.harness import (
     free_port,
     pv_answers,
     run_ca,
+    scaled,
     search_also,
     session_ports,
     start_process,
@@ -96,7 +97,7 @@ def sim_put(sim, pv: str, value: float) -> None:
 def run_task(ctx, ioc, name: str, **params) -> str:
     """Run a task to its end; assert it succeeded; return its task id."""
     task_id = submit(ctx, ioc, request(name, **params))
-    assert wait_finished(ctx, ioc, task_id, timeout=60) == "Success", caget_str(ioc.pv("ERROR:MESSAGE"))
+    assert wait_finished(ctx, ioc, task_id, timeout=scaled(60)) == "Success", caget_str(ioc.pv("ERROR:MESSAGE"))
     return task_id
 
 
@@ -104,7 +105,7 @@ def events(ioc, state_dir) -> list[dict]:
     """The data of each event of the last task's one run, from its run file."""
     (uid,) = json.loads(caget_str(ioc.pv("LAST:RUN_UIDS")))
     runs = state_dir / "runs"
-    wait_for(lambda: (runs / f"{uid}.jsonl").exists() and read_run(runs, uid)[-1][0] == "stop", 10)
+    wait_for(lambda: (runs / f"{uid}.jsonl").exists() and read_run(runs, uid)[-1][0] == "stop")
     return [doc["data"] for name, doc in read_run(runs, uid) if name == "event"]
 
 
@@ -181,11 +182,11 @@ def test_a_beam_dump_suspends_a_count_until_the_beam_is_back(ioc, sim, ca_contex
     sim_put(sim, "RING:CURRENT", 0)  # beam dump before the task starts: it waits
     try:
         task_id = submit(ca_context, ioc, request("count", detectors=[names["counter"]], num=2))
-        wait_for(lambda: caget_str(ioc.pv("STATE")) == "SUSPENDING", 20, message="SUSPENDING")
+        wait_for(lambda: caget_str(ioc.pv("STATE")) == "SUSPENDING", message="SUSPENDING")
         assert caget_str(ioc.pv("SUSPEND:ACTIVE")) == "Yes"
         assert caget_str(ioc.pv("SUSPEND:REASON")).startswith("beam: ring_current 0")
     finally:
         sim_put(sim, "RING:CURRENT", 500)
-    assert wait_finished(ca_context, ioc, task_id, timeout=30) == "Success"
+    assert wait_finished(ca_context, ioc, task_id) == "Success"
     assert caget_str(ioc.pv("SUSPEND:ACTIVE")) == "No"
     assert [event[names["counts"]] for event in events(ioc, state_dir)] == [COUNTS, COUNTS]

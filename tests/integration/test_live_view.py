@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from ioc.service.runstore import read_run
-from tests.integration.harness import caget_str, wait_for
+from tests.integration.harness import CA_TIMEOUT, caget_str, wait_for
 from tests.integration.ioc_client import (
     SAMPLE_PLANS,
     Camonitor,
@@ -60,7 +60,7 @@ def test_camonitor_prints_the_events_of_a_task(ioc, ca_context):
     try:
         task_id = submit(ca_context, ioc, request("count", detectors=["det1"], num=3))
         assert wait_finished(ca_context, ioc, task_id) == "Success"
-        wait_for(lambda: any(e["type"] == "task_finished" for e in camonitor.json_values()), 5)
+        wait_for(lambda: any(e["type"] == "task_finished" for e in camonitor.json_values()))
     finally:
         camonitor.stop()
     events = camonitor.json_values()
@@ -86,12 +86,12 @@ def test_pyepics_monitors_see_the_start_document_and_failure_events(ioc, ca_cont
     document_pv = epics.PV(ioc.pv("DOCUMENT"), callback=collect(documents), auto_monitor=True)
     event_pv = epics.PV(ioc.pv("EVENT"), callback=collect(events), auto_monitor=True)
     try:
-        assert document_pv.wait_for_connection(5) and event_pv.wait_for_connection(5)
+        assert document_pv.wait_for_connection(CA_TIMEOUT) and event_pv.wait_for_connection(CA_TIMEOUT)
         text = json.dumps({"name": "count", "params": {"detectors": ["det2"]}, "correlation_id": "cid-7"})
         task_id = submit(ca_context, ioc, text)
         failed = submit(ca_context, ioc, request("fail", message="sample lost"))
         assert wait_finished(ca_context, ioc, failed) == "Failed"
-        wait_for(lambda: any(e["type"] == "task_failed" for e in events), 5)
+        wait_for(lambda: any(e["type"] == "task_failed" for e in events))
     finally:
         document_pv.disconnect()
         event_pv.disconnect()
@@ -115,12 +115,12 @@ def test_progress_moves_while_a_scan_runs(ioc, ca_context):
     percent_sub.add_callback(record)
     try:
         task_id = submit(ca_context, ioc, request("scan", detectors=["det1"], motor="smotor", start=0, stop=1, num=3))
-        wait_for(lambda: caget_str(ioc.pv("CURRENT:RUN_UID")) != "", 10)
+        wait_for(lambda: caget_str(ioc.pv("CURRENT:RUN_UID")) != "")
         assert caget_str(ioc.pv("CURRENT:SCAN_ID")) != "0"
         assert float(caget_str(ioc.pv("CURRENT:ELAPSED"))) >= 0
         assert wait_finished(ca_context, ioc, task_id) == "Success"
-        wait_for(lambda: 100 in percents, 5, message=f"CURRENT:PROGRESS reached 100: {percents}")
-        wait_for(lambda: any('"done":true' in text for text in progress.texts()), 5)
+        wait_for(lambda: 100 in percents, message=f"CURRENT:PROGRESS reached 100: {percents}")
+        wait_for(lambda: any('"done":true' in text for text in progress.texts()))
     finally:
         progress.close()
         percent_sub.clear()
@@ -148,7 +148,7 @@ def test_every_document_is_in_the_run_file(ioc, ca_context, state_dir):
     assert wait_finished(ca_context, ioc, task_id) == "Success"
     (uid,) = read_json(ca_context, ioc, "LAST:RUN_UIDS")
     run_file = state_dir / "runs" / f"{uid}.jsonl"
-    wait_for(lambda: run_file.exists() and read_run(state_dir / "runs", uid)[-1][0] == "stop", 10)
+    wait_for(lambda: run_file.exists() and read_run(state_dir / "runs", uid)[-1][0] == "stop")
     documents = read_run(state_dir / "runs", uid)
     names = [name for name, _ in documents]
     assert names[0] == "start" and names[-1] == "stop" and names.count("event") == 4

@@ -35,7 +35,7 @@ def test_panic_while_running_aborts_and_latches(ioc, ca_context):
     task_id = submit(ca_context, ioc, LONG_COUNT)
     wait_state(ca_context, ioc, "RUNNING")
     assert command(ioc, "PANIC").returncode == 0
-    assert wait_finished(ca_context, ioc, task_id, timeout=5) == "Aborted"
+    assert wait_finished(ca_context, ioc, task_id) == "Aborted"
     assert caget_str(ioc.pv("STATE")) == "PANICKED"
     pending = submit(ca_context, ioc, request("count", detectors=["det1"]))
     assert caget_str(ioc.pv("QUEUE:COUNT")) == "1"

@@ -12,7 +12,7 @@ import pytest
 
 from ioc.service.runstore import read_run
 from ioc.service.store import INTERRUPTED, StateStore
-from tests.integration.harness import caget_str, run_ca, wait_for
+from tests.integration.harness import caget_str, run_ca, scaled, wait_for
 from tests.integration.ioc_client import SAMPLE_PLANS, request, submit, wait_finished, wait_state
 
 BIG = {"EPICS_CA_MAX_ARRAY_BYTES": "1000000"}
@@ -79,7 +79,7 @@ def test_twenty_kills_of_a_running_queue_lose_nothing_and_run_nothing_twice(ioc_
         ioc.start()
         assert caget_str(ioc.pv("QUEUE:ENABLE")) == ("Hold" if caget_str(ioc.pv("QUEUE:COUNT")) != "0" else "Run")
     assert run_ca("caput", ioc.pv("QUEUE:ENABLE"), "Run").returncode == 0
-    wait_for(lambda: caget_str(ioc.pv("QUEUE:COUNT")) == "0" and caget_str(ioc.pv("BUSY")) == "Idle", 120)
+    wait_for(lambda: caget_str(ioc.pv("QUEUE:COUNT")) == "0" and caget_str(ioc.pv("BUSY")) == "Idle", scaled(120))
     ioc.stop()
 
     store = StateStore.in_directory(tmp_path)
@@ -107,7 +107,7 @@ def test_an_unwritable_run_store_is_reported_and_the_task_still_runs(ioc_factory
     ioc = ioc_factory(*SAMPLE_PLANS, "--state-dir", tmp_path)
     task_id = submit(ca_context, ioc, request("count", detectors=["det1"]))
     assert wait_finished(ca_context, ioc, task_id) == "Success"
-    wait_for(lambda: "run store" in caget_str(ioc.pv("ERROR:MESSAGE")), 10)
+    wait_for(lambda: "run store" in caget_str(ioc.pv("ERROR:MESSAGE")))
     assert caget_str(ioc.pv("ERROR:ACTIVE")) == "Yes"
 
 
@@ -121,7 +121,7 @@ def test_after_a_kill_last_shows_the_interrupted_task_with_its_runs_and_scan_ids
     assert wait_finished(ca_context, ioc, first) == "Success"
     (first_run,) = json.loads(caget_str(ioc.pv("LAST:RUN_UIDS")))
     killed = submit(ca_context, ioc, request("count", detectors=["det1"], num=600, delay=0.05))
-    wait_for(lambda: caget_str(ioc.pv("CURRENT:RUN_UID")), 15, message="the run opened")
+    wait_for(lambda: caget_str(ioc.pv("CURRENT:RUN_UID")), message="the run opened")
     open_run = caget_str(ioc.pv("CURRENT:RUN_UID"))
     time.sleep(1.5)  # the heartbeat in the state database is noted once a second
     ioc.kill()

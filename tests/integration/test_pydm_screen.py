@@ -1,11 +1,14 @@
-"""PyDM opens db/screens/bluesky.ui under Xvfb against the running IOC during a scan: its
-widgets show what the IOC says, and its PAUSE and RESUME buttons pause and resume the scan.
-Screenshots of the screen idle, running and paused go to docs/screen-*.png."""
+"""PyDM opens db/screens/bluesky.ui under Xvfb against the running IOC during a scan: every
+channel of every widget connects, the widgets show what the IOC says, and its PAUSE and RESUME
+buttons pause and resume the scan. Screenshots of the screen idle, running and paused go to
+screen-*.png in the test's temporary directory, or in the folder `BLUESKY_IOC_SCREENSHOTS` names
+(`scripts/screenshots.sh` renews docs/screen-*.png so)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import queue
 import re
 import shutil
@@ -19,15 +22,16 @@ from typing import Any
 import pytest
 
 from tests.integration.harness import (
-    REPO_ROOT,
+    SETTLE,
     ca_read,
     ca_read_value,
     process_env,
+    scaled,
     start_process,
     wait_for,
 )
 from tests.integration.ioc_client import request, submit, wait_finished, wait_state
-from tests.screens import SCREENS, UI
+from tests.screens import SCREENS, UI, ui_pvs
 
 MISSING = [name for name, found in (("Xvfb", shutil.which("Xvfb")), ("pydm", importlib.util.find_spec("pydm")),
                                     ("PyQt5", importlib.util.find_spec("PyQt5"))) if not found]  # fmt: skip
@@ -36,9 +40,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 DRIVER = Path(__file__).with_name("pydm_driver.py")
-DOCS = REPO_ROOT / "docs"
 STATE, PROGRESS = "STATE PyDMLabel", "CURRENT:PROGRESS PyDMScaleIndicator"
-GREEN, AMBER = "#2e7d32", "#f9a825"  # the colours of RUNNING and Success, of PAUSED
+GREEN, AMBER = "#2e7d32", "#a86f00"  # the colours of RUNNING and Success, of PAUSED
 
 
 class Screen:
@@ -54,14 +57,14 @@ class Screen:
         )  # fmt: skip
         self._replies: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
-        assert self._reply(30) == {"ready": True}
+        assert self._reply(scaled(60)) == {"ready": True}
 
     def _read(self) -> None:
         assert self._process.stdout is not None
         for line in self._process.stdout:
             self._replies.put(line)
 
-    def _reply(self, timeout: float = 10) -> dict[str, Any]:
+    def _reply(self, timeout: float = SETTLE) -> dict[str, Any]:
         try:
             return json.loads(self._replies.get(timeout=timeout))
         except queue.Empty:
@@ -76,10 +79,35 @@ class Screen:
         assert "error" not in reply, reply
         return reply
 
-    def wait(self, condition: Callable[[dict[str, Any]], bool], timeout: float = 20) -> dict[str, Any]:
+    def wait(self, condition: Callable[[dict[str, Any]], bool], timeout: float = SETTLE) -> dict[str, Any]:
         """What the widgets show, once `condition` holds for it."""
         return wait_for(lambda: (shown := self.ask(cmd="read")) and condition(shown) and shown, timeout,
                         interval=0.1, message="the screen did not show it")  # fmt: skip
+
+    def channels(self) -> list[dict[str, Any]]:
+        """Every channel of the screen: `widget` (its name), `channel`, `connected`."""
+        return self.ask(cmd="channels")["channels"]
+
+    def wait_connected(self, timeout: float = SETTLE) -> list[dict[str, Any]]:
+        """Every channel of the screen, once all are connected; fails naming those that are not."""
+        channels: list[dict[str, Any]] = []
+
+        def all_connected() -> bool:
+            channels[:] = self.channels()
+            return all(channel["connected"] for channel in channels)
+
+        try:
+            wait_for(all_connected, timeout, interval=0.2)
+        except TimeoutError:
+            missing = [f"{channel['widget']} ({channel['channel']})" for channel in channels if not channel["connected"]]
+            raise AssertionError(f"not connected after {timeout} s: {', '.join(missing)}") from None
+        return channels
+
+    def shot(self, path: Path) -> None:
+        """Save a screenshot, once every channel is connected; first, no text may be clipped."""
+        self.wait_connected()
+        assert self.ask(cmd="clipped")["clipped"] == []
+        assert self.ask(cmd="shot", path=str(path))["saved"]
 
     def close(self) -> None:
         self._process.kill()
@@ -93,7 +121,7 @@ def display(tmp_path_factory):
     xvfb = start_process(["Xvfb", "-displayfd", "1", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
                          name="Xvfb", log_dir=tmp_path_factory.mktemp("xvfb"))  # fmt: skip
     try:
-        number = wait_for(lambda: re.search(r"^(\d+)$", xvfb.log_text(), re.M), 10, message="Xvfb display")
+        number = wait_for(lambda: re.search(r"^(\d+)$", xvfb.log_text(), re.M), message="Xvfb display")
         yield f":{number.group(1)}"
     finally:
         xvfb.stop()
@@ -111,12 +139,26 @@ def screen(display, ioc, tmp_path):
     screen.close()
 
 
-def test_the_screen_shows_a_scan_and_pauses_and_resumes_it(screen, ioc, ca_context):
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where the screenshots go: `BLUESKY_IOC_SCREENSHOTS`, else the test's temporary directory."""
+    folder = Path(os.environ.get("BLUESKY_IOC_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_every_channel_of_the_screen_connects(screen, ioc):
+    channels = screen.wait_connected()
+    assert {channel["channel"].removeprefix("ca://") for channel in channels} == {
+        pv.name for pv in ui_pvs(UI, {"P": ioc.prefix})}
+
+
+def test_the_screen_shows_a_scan_and_pauses_and_resumes_it(screen, ioc, ca_context, shots):
     first = submit(ca_context, ioc, request("count", detectors=["det1"], num=3))
     assert wait_finished(ca_context, ioc, first) == "Success"
     screen.wait(lambda shown: shown[STATE] == "IDLE" and shown["LAST:RESULT PyDMLabel"] == "Success"
                 and shown["LAST:RESULT colour"] == GREEN and "count" in shown["PLANS:NAMES PyDMWaveformTable"])  # fmt: skip
-    screen.ask(cmd="shot", path=str(DOCS / "screen-idle.png"))
+    screen.shot(shots / "screen-idle.png")
 
     task_id = submit(ca_context, ioc, request("count", detectors=["det1", "det2"], num=40, delay=0.25))
     pending = submit(ca_context, ioc, request("scan", detectors=["det1"], motor="motor1", start=-1, stop=1, num=5))
@@ -127,16 +169,16 @@ def test_the_screen_shows_a_scan_and_pauses_and_resumes_it(screen, ioc, ca_conte
                 and shown["CURRENT:PLAN PyDMLabel"] == "count" and 20 <= shown[PROGRESS] < 100
                 and shown["QUEUE:COUNT PyDMLabel"] == "1"
                 and shown["QUEUE:NAMES PyDMWaveformTable"] == names)  # fmt: skip
-    screen.ask(cmd="shot", path=str(DOCS / "screen-running.png"))
+    screen.shot(shots / "screen-running.png")
 
     screen.ask(cmd="click", pv="PAUSE")
     wait_state(ca_context, ioc, "PAUSED")
     percent = ca_read_value(ca_context, ioc.pv("CURRENT:PROGRESS"))
     screen.wait(lambda shown: shown[STATE] == "PAUSED" and shown["STATE colour"] == AMBER and shown[PROGRESS] == percent)
-    screen.ask(cmd="shot", path=str(DOCS / "screen-paused.png"))
+    screen.shot(shots / "screen-paused.png")
 
     screen.ask(cmd="click", pv="RESUME")
     wait_state(ca_context, ioc, "RUNNING")
-    assert wait_finished(ca_context, ioc, task_id, timeout=30) == "Success"
-    assert wait_finished(ca_context, ioc, pending, timeout=30) == "Success"
+    assert wait_finished(ca_context, ioc, task_id) == "Success"
+    assert wait_finished(ca_context, ioc, pending) == "Success"
     screen.wait(lambda shown: shown[STATE] == "IDLE" and shown["QUEUE:NAMES PyDMWaveformTable"] == [""])

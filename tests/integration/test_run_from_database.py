@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.harness import (
+    SETTLE,
     ManagedProcess,
     ProcessStartupError,
     ca_bin,
@@ -99,7 +100,7 @@ def softioc(ioc, tmp_path_factory):
         # Serving, and its CA client connected to our IOC (HEARTBEAT CP MS: NO_ALARM).
         wait_for(
             lambda: not process.is_running() or db.get("HEARTBEAT.SEVR") == "NO_ALARM",
-            30, interval=0.2, message="softIoc not connected to the IOC", ignore=(Exception,),
+            SETTLE, interval=0.2, message="softIoc not connected to the IOC", ignore=(Exception,),
         )
         if not process.is_running():
             raise ProcessStartupError(f"softIoc exited {process.returncode}:\n{process.log_tail()}")
@@ -160,7 +161,7 @@ def test_the_record_stays_busy_while_the_task_runs(ioc, softioc):
     started = time.monotonic()
     proc = softioc.start_put("REQ", request("sleep", seconds=2))
     try:
-        wait_for(lambda: caget_str(ioc.pv("STATE")) == "RUNNING", 10, message="task not running")
+        wait_for(lambda: caget_str(ioc.pv("STATE")) == "RUNNING", message="task not running")
         task_id = caget_str(ioc.pv("SUBMIT:TASK_ID"))
         assert caget_str(ioc.pv("CURRENT:TASK_ID")) == task_id
         assert softioc.get("REQ.PACT") == "1"
@@ -194,7 +195,7 @@ def test_an_ended_task_completes_the_record_and_epics_drops_the_error(ioc, softi
     text = request("sleep", seconds=30)
     proc = softioc.start_put("REQ", text)
     try:
-        wait_for(lambda: caget_str(ioc.pv("STATE")) == "RUNNING", 10, message="task not running")
+        wait_for(lambda: caget_str(ioc.pv("STATE")) == "RUNNING", message="task not running")
         task_id = caget_str(ioc.pv("SUBMIT:TASK_ID"))
         assert softioc.get("REQ.PACT") == "1"
         assert proc.poll() is None
@@ -236,7 +237,7 @@ def test_a_removed_task_completes_the_record_and_epics_drops_the_error(ioc, soft
         before = caget_str(ioc.pv("SUBMIT:TASK_ID"))
         proc = softioc.start_put("REQ", COUNT)
         task_id = wait_for(
-            lambda: (tid := caget_str(ioc.pv("SUBMIT:TASK_ID"))) != before and tid, 10,
+            lambda: (tid := caget_str(ioc.pv("SUBMIT:TASK_ID"))) != before and tid, SETTLE,
             message="request not queued",
         )
         assert caget_str(ioc.pv("QUEUE:COUNT")) == "1"

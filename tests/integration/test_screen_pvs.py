@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from caproto import AccessRights, ChannelType
 
-from tests.integration.harness import ca_read, random_prefix
+from tests.integration.harness import CA_TIMEOUT, ca_read, random_prefix
 from tests.screens import ScreenPV, screen_pvs
 
 PREFIX = random_prefix()
@@ -27,8 +27,8 @@ def ioc(module_ioc_factory, tmp_path_factory):
 
 @pytest.mark.parametrize("pv", cases())
 def test_the_pv_serves_what_its_widget_needs(ioc, ca_context, pv):
-    (channel,) = ca_context.get_pvs(pv.name, timeout=2)
-    channel.wait_for_connection(timeout=2)
+    (channel,) = ca_context.get_pvs(pv.name, timeout=CA_TIMEOUT)
+    channel.wait_for_connection(timeout=CA_TIMEOUT)
     native = channel.channel.native_data_type
     count = channel.channel.native_data_count
     writable = bool(channel.channel.access_rights & AccessRights.WRITE)

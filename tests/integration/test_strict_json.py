@@ -20,7 +20,7 @@ def strict_json(text: str):
 def test_a_reading_of_nan_is_strict_json_everywhere(ioc_factory, ca_context, tmp_path):
     ioc = ioc_factory(*SAMPLE_PLANS, "--state-dir", tmp_path)
     task_id = submit(ca_context, ioc, request("read_nan"))
-    wait_for(lambda: caget_str(ioc.pv("LAST:TASK_ID")) == task_id, 20)
+    wait_for(lambda: caget_str(ioc.pv("LAST:TASK_ID")) == task_id)
     assert caget_str(ioc.pv("LAST:RESULT")) == "Success"
     (uid,) = strict_json(caget_str(ioc.pv("LAST:RUN_UIDS")))
     run_file = (tmp_path / "runs" / f"{uid}.jsonl").read_text()

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.integration.harness import (
+    CA_TIMEOUT,
     ca_read_text,
     ca_read_value,
     caget_str,
@@ -80,7 +81,7 @@ def test_c_tools_submit_and_read_back(ioc, ca_context):
 def test_pyepics_submits_and_reads(ioc, ca_context):
     import epics
 
-    assert epics.caput(ioc.pv("SUBMIT"), request("count", detectors=["det1"]), wait=True, timeout=10)
+    assert epics.caput(ioc.pv("SUBMIT"), request("count", detectors=["det1"]), wait=True, timeout=CA_TIMEOUT)
     assert pyepics_get_text(ioc.pv("SUBMIT:STATUS")) == "Accepted"
     task_id = pyepics_get_text(ioc.pv("SUBMIT:TASK_ID"))
     assert pyepics_get_text(ioc.pv("SUBMIT:MESSAGE")) == f"accepted as task {task_id}"
@@ -124,7 +125,7 @@ def test_error_clear_acknowledges(ioc, ca_context):
     assert wait_finished(ca_context, ioc, task_id) == "Failed"
     assert caget_str(ioc.pv("ERROR:ACTIVE")) == "Yes"
     assert run_ca("caput", ioc.pv("ERROR:CLEAR"), "1").returncode == 0
-    wait_for(lambda: caget_str(ioc.pv("ERROR:ACTIVE")) == "No", 5)
+    wait_for(lambda: caget_str(ioc.pv("ERROR:ACTIVE")) == "No")
     assert caget_str(ioc.pv("STATUS.SEVR")) == "NO_ALARM"
 
 
@@ -140,7 +141,7 @@ def test_queued_tasks_show_and_run_in_order(ioc, ca_context):
     try:
         blocker = json.dumps({"name": "sleep", "params": {"seconds": 1.0}, "correlation_id": "blocker"})
         submit(ca_context, ioc, blocker)
-        wait_for(lambda: ca_read_text(ca_context, ioc.pv("STATE")) == "RUNNING", 5)
+        wait_for(lambda: ca_read_text(ca_context, ioc.pv("STATE")) == "RUNNING")
         ids = [f"order-{n}" for n in range(3)]
         for correlation_id in ids:
             text = json.dumps({"name": "count", "params": {"detectors": ["det1"]}, "correlation_id": correlation_id})
@@ -150,7 +151,7 @@ def test_queued_tasks_show_and_run_in_order(ioc, ca_context):
         assert ca_read_value(ca_context, ioc.pv("QUEUE:COUNT")) == 3
         assert set(pending[0]) == {"task_id", "name", "params", "correlation_id", "submitted",
                                    "user", "host", "user_group"}
-        wait_for(lambda: finished[-1:] == ids[-1:], 30, message=f"finished {finished}")
+        wait_for(lambda: finished[-1:] == ids[-1:], message=f"finished {finished}")
         assert [cid for cid in finished if cid in ids + ["blocker"]] == ["blocker", *ids], finished
     finally:
         subscription.clear()
@@ -170,4 +171,4 @@ def test_a_15_kB_request_is_accepted(ioc, ca_context):
     assert proc.returncode == 0, proc.stderr
     assert caget_str(ioc.pv("SUBMIT:STATUS")) == "Accepted"
     task_id = caget_str(ioc.pv("SUBMIT:TASK_ID"))
-    assert wait_finished(ca_context, ioc, task_id, timeout=60) == "Success"
+    assert wait_finished(ca_context, ioc, task_id) == "Success"

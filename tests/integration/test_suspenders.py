@@ -17,6 +17,7 @@ import pytest
 
 from ioc.service.runstore import read_run
 from tests.integration.harness import (
+    SETTLE,
     IocProcess,
     ManagedProcess,
     caget_str,
@@ -122,7 +123,7 @@ def good_beam(beam, ioc, ca_context):
     beam.put("SHUTTER", "Open")
     if caget_str(ioc.pv("BUSY")) == "Busy":
         command(ioc, "ABORT")
-    wait_for(lambda: caget_str(ioc.pv("SUSPEND:ACTIVE")) == "No" and caget_str(ioc.pv("STATE")) == "IDLE", 15)
+    wait_for(lambda: caget_str(ioc.pv("SUSPEND:ACTIVE")) == "No" and caget_str(ioc.pv("STATE")) == "IDLE")
 
 
 def tripped(ctx, ioc) -> dict[str, bool]:
@@ -147,7 +148,7 @@ def seq_nums(state_dir: Path, ioc) -> list[int]:
     (uid,) = json.loads(caget_str(ioc.pv("LAST:RUN_UIDS")))
     documents = wait_for(
         lambda: (docs := read_run(state_dir / "runs", uid)) and docs[-1][0] == "stop" and docs,
-        10, message="run file with its stop document", ignore=(OSError, ValueError),
+        SETTLE, message="run file with its stop document", ignore=(OSError, ValueError),
     )  # fmt: skip
     return [doc["seq_num"] for name, doc in documents if name == "event"]
 
@@ -175,7 +176,7 @@ def test_trip_half_way_suspends_and_resumes(
     events = Camonitor(ioc.pv("EVENT"))
     try:
         task_id = submit(ca_context, ioc, COUNT_50)
-        wait_for(lambda: caget_str(ioc.pv("STATE")) == "RUNNING" and progress(ioc) >= 50, 30)
+        wait_for(lambda: caget_str(ioc.pv("STATE")) == "RUNNING" and progress(ioc) >= 50)
         beam.put(pv, bad)
         wait_state(ca_context, ioc, "SUSPENDING")
         assert caget_str(ioc.pv("SUSPEND:ACTIVE")) == "Yes"
@@ -187,7 +188,7 @@ def test_trip_half_way_suspends_and_resumes(
         ), "the task went on while the signal was bad"
         beam.put(pv, good)
         cleared = time.monotonic()
-        wait_for(lambda: not tripped(ca_context, ioc)[name], 5)
+        wait_for(lambda: not tripped(ca_context, ioc)[name])
         wait_state(ca_context, ioc, "RUNNING")
         assert time.monotonic() - cleared >= 0.8 * resume_after  # it waited resume_after
         assert caget_str(ioc.pv("SUSPEND:ACTIVE")) == "No"
@@ -204,7 +205,7 @@ def test_trip_half_way_suspends_and_resumes(
 
 def test_abort_while_suspended(ioc, beam, ca_context):
     task_id = submit(ca_context, ioc, COUNT_50)
-    wait_for(lambda: progress(ioc) >= 20, 30)
+    wait_for(lambda: progress(ioc) >= 20)
     beam.put("RING:CURRENT", 1)
     wait_state(ca_context, ioc, "SUSPENDING")
     assert command(ioc, "ABORT").returncode == 0
@@ -216,7 +217,7 @@ def test_abort_while_suspended(ioc, beam, ca_context):
 
 def test_pause_while_suspended(ioc, beam, ca_context):
     task_id = submit(ca_context, ioc, request("count", detectors=["det1"], num=10, delay=0.1))
-    wait_for(lambda: progress(ioc) >= 20, 30)
+    wait_for(lambda: progress(ioc) >= 20)
     beam.put("SHUTTER", "Closed")
     wait_state(ca_context, ioc, "SUSPENDING")
     assert command(ioc, "PAUSE").returncode == 0
@@ -228,7 +229,7 @@ def test_pause_while_suspended(ioc, beam, ca_context):
 
 def test_task_started_while_tripped_waits(ioc, beam, ca_context, state_dir):
     beam.put("SHUTTER", "Closed")
-    wait_for(lambda: tripped(ca_context, ioc)["shutter"], 5)
+    wait_for(lambda: tripped(ca_context, ioc)["shutter"])
     task_id = submit(ca_context, ioc, request("count", detectors=["det1"], num=5))
     wait_state(ca_context, ioc, "SUSPENDING")
     assert caget_str(ioc.pv("SUSPEND:ACTIVE")) == "Yes"
@@ -241,7 +242,7 @@ def test_task_started_while_tripped_waits(ioc, beam, ca_context, state_dir):
 
 def test_panic_while_suspended(ioc, beam, ca_context):
     task_id = submit(ca_context, ioc, COUNT_50)
-    wait_for(lambda: progress(ioc) >= 20, 30)
+    wait_for(lambda: progress(ioc) >= 20)
     beam.put("RING:CURRENT", 1)
     wait_state(ca_context, ioc, "SUSPENDING")
     assert command(ioc, "PANIC").returncode == 0

@@ -19,16 +19,18 @@ from tiled.client import from_uri  # noqa: E402
 from ioc.service.runstore import read_run  # noqa: E402
 from tests.integration.harness import (  # noqa: E402
     LOOPBACK,
+    SETTLE,
     ManagedProcess,
     ca_read_text,
     free_port,
+    scaled,
     start_process,
     wait_for,
 )
 from tests.integration.ioc_client import SAMPLE_PLANS, submit, wait_finished  # noqa: E402
 
 API_KEY = secrets.token_hex(16)  # Tiled accepts alphanumeric keys only
-SERVER_START = 60  # seconds; `tiled serve` usually answers within a few
+SERVER_START = scaled(60)  # seconds; `tiled serve` usually answers within a few
 # The IOC's Tiled client retries a refused connection for up to 45 s by default;
 # keep that short here so the lost server is reported quickly.
 FEW_RETRIES = {"TILED_RETRY_ATTEMPTS": "2", "TILED_RETRY_TIMEOUT": "2"}
@@ -100,7 +102,7 @@ def test_runs_go_to_tiled_and_a_lost_server_is_reported(tiled_server, ioc_factor
     client = from_uri(url, api_key=API_KEY)
     run = wait_for(
         lambda: (node := client[uid]) and "stop" in node.metadata and node,
-        15,
+        SETTLE,
         interval=0.1,
         message=f"run {uid} complete in Tiled",
         ignore=(KeyError,),
@@ -122,8 +124,8 @@ def test_runs_go_to_tiled_and_a_lost_server_is_reported(tiled_server, ioc_factor
         text = ca_read_text(ca_context, ioc.pv("ERROR:MESSAGE"))
         return text if "run store" in text else ""
 
-    message = wait_for(run_store_error, 20, interval=0.1, message="run store error on ERROR:MESSAGE")
+    message = wait_for(run_store_error, interval=0.1, message="run store error on ERROR:MESSAGE")
     assert "Tiled" in message, message
     assert ca_read_text(ca_context, ioc.pv("ERROR:ACTIVE")) == "Yes"
     (uid,) = json.loads(ca_read_text(ca_context, ioc.pv("LAST:RUN_UIDS")))
-    wait_for(lambda: (state / "runs" / f"{uid}.jsonl").exists(), 10, message="run file written")
+    wait_for(lambda: (state / "runs" / f"{uid}.jsonl").exists(), message="run file written")

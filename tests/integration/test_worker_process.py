@@ -13,7 +13,7 @@ import event_model
 import pytest
 
 from ioc.service.runstore import read_run
-from tests.integration.harness import caget_str, run_ca, wait_for
+from tests.integration.harness import SETTLE, caget_str, run_ca, scaled, wait_for
 from tests.integration.ioc_client import (
     SAMPLE_PLANS,
     Camonitor,
@@ -32,7 +32,7 @@ def restarts(ioc) -> int:
     return int(caget_str(ioc.pv("WORKER:RESTARTS")))
 
 
-def new_worker(ioc, old_pid: int, timeout: float = 30) -> int:
+def new_worker(ioc, old_pid: int, timeout: float = SETTLE) -> int:
     """Wait until a worker other than `old_pid` is up; return its pid."""
     return wait_for(lambda: (pid := ioc.worker_pid()) not in (0, old_pid) and pid, timeout,
                     message="no new worker process")
@@ -43,7 +43,7 @@ def heartbeats_while(ioc, busy: threading.Event, timeout: float) -> list[tuple[f
     seen: list[tuple[float, int]] = []
     deadline = time.monotonic() + timeout
     while busy.is_set() and time.monotonic() < deadline:
-        proc = run_ca("caget", "-t", "-w", "1", ioc.pv("HEARTBEAT"), timeout=5)
+        proc = run_ca("caget", "-t", "-w", scaled(1), ioc.pv("HEARTBEAT"))
         assert proc.returncode == 0, f"HEARTBEAT did not answer: {proc.stdout}{proc.stderr}"
         seen.append((time.monotonic(), int(proc.stdout)))
         time.sleep(0.5)
@@ -69,13 +69,13 @@ def test_a_plan_holding_the_interpreter_leaves_the_ioc_answering_and_halt_kills_
     busy.clear()
     reader.join(10)
     assert halt.returncode == 0, halt.stdout + halt.stderr
-    assert halted_after < 10, f"HALT took {halted_after:.1f} s"
+    assert halted_after < scaled(10), f"HALT took {halted_after:.1f} s"
     assert wait_finished(ca_context, ioc, task_id) == "Halted"
     assert "the worker did not halt within 3 s and was restarted" in caget_str(ioc.pv("ERROR:MESSAGE"))
     assert len(beats) >= 4
     assert beats[-1][1] > beats[0][1], f"HEARTBEAT stood still: {beats}"
     gaps = [b[0] - a[0] for a, b in zip(beats, beats[1:])]
-    assert max(gaps) < 3, f"HEARTBEAT reads stalled: {gaps}"
+    assert max(gaps) < scaled(3), f"HEARTBEAT reads stalled: {gaps}"
     assert new_worker(ioc, old_pid)
     assert restarts(ioc) == 1
     # the new worker runs tasks (the queue is on hold after a halt: let it run)
@@ -137,7 +137,7 @@ def test_state_is_unknown_while_no_worker_is_up(ioc_factory, ca_context, tmp_pat
         os.kill(old_pid, signal.SIGKILL)
         assert new_worker(ioc, old_pid)
         wait_state(ca_context, ioc, "IDLE")
-        wait_for(lambda: state.lines[-1].split()[-1] == "IDLE", 10, message=f"camonitor saw IDLE: {state.lines}")
+        wait_for(lambda: state.lines[-1].split()[-1] == "IDLE", message=f"camonitor saw IDLE: {state.lines}")
     finally:
         state.stop()
     shown = [line.split()[-1] for line in state.lines]
@@ -150,9 +150,9 @@ def test_sigterm_aborts_the_running_task_and_requeues_it(ioc_factory, ca_context
     wait_state(ca_context, ioc, "RUNNING")
     worker = ioc.worker_pid()
     os.kill(ioc.pid, signal.SIGTERM)
-    wait_for(lambda: not ioc.is_running(), 20, message="the IOC did not exit on SIGTERM")
+    wait_for(lambda: not ioc.is_running(), message="the IOC did not exit on SIGTERM")
     assert ioc.returncode == 0, ioc.log_tail()
-    wait_for(lambda: not os.path.exists(f"/proc/{worker}"), 10, message="the worker outlived the IOC")
+    wait_for(lambda: not os.path.exists(f"/proc/{worker}"), message="the worker outlived the IOC")
     ioc.start()
     history = read_json(ca_context, ioc, "HISTORY")
     assert history[0]["task_id"] == task_id

@@ -3,6 +3,7 @@ in a widget that does the right thing with it, and both screens the same ones.""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -62,3 +63,54 @@ def test_colour_rules_cover_every_state_of_their_enum(screen):
 
 def test_the_phoebus_display_defaults_the_prefix_to_bluesky():
     assert ET.parse(BOB).getroot().findtext("macros/P") == "BLUESKY:"
+
+
+def contrast(colour: str, other: str = "#ffffff") -> float:
+    """The WCAG contrast ratio of two `#rrggbb` colours (1 to 21)."""
+
+    def luminance(hex_colour: str) -> float:
+        channels = (int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+        r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    light, dark = sorted((luminance(colour), luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def text_on_colour(screen: str) -> set[tuple[str, str]]:
+    """(text colour, background colour) of every coloured button and badge of a screen: the
+    style sheets' rules (a state's rule, `:disabled`, keeps the text colour of the widget's
+    unless it sets its own), and white on every colour the rules give the badges."""
+    root = ET.parse(PATHS[screen]).getroot()
+    white = "#ffffff"
+    if screen == "ui":
+        found = set()
+        for sheet in root.iterfind(".//property[@name='styleSheet']/string"):
+            blocks = re.findall(r"\{([^}]*)\}", sheet.text or "")
+            base = next((m.group(1) for b in blocks if (m := re.search(r"(?<![-\w])color: (\S+);", b))), "")
+            for block in blocks:
+                text = re.search(r"(?<![-\w])color: (\S+);", block)
+                fill = re.search(r"background-color: (#[0-9a-f]{6})", block)
+                colour = (text.group(1) if text else base).replace("white", white)
+                if fill and colour.startswith("#"):
+                    found.add((colour, fill.group(1)))
+        rules = (rule.text or "" for rule in root.iterfind(".//property[@name='rules']/string"))
+        return found | {(white, m) for rule in rules for m in re.findall(r"#[0-9a-f]{6}", rule)}
+
+    def hex_of(colour: ET.Element) -> str:
+        return "#" + "".join(f"{int(colour.get(c, '0')):02x}" for c in ("red", "green", "blue"))
+
+    found = {(white, hex_of(colour)) for colour in root.iterfind(".//rule[@prop_id='background_color']//color")}
+    for widget in root.iter("widget"):
+        text, fill = widget.find("foreground_color/color"), widget.find("background_color/color")
+        if text is not None and fill is not None and widget.findtext("transparent") != "true":
+            found.add((hex_of(text), hex_of(fill)))
+    return found
+
+
+@pytest.mark.parametrize("screen", sorted(READERS))
+def test_text_is_readable_on_every_colour_it_is_put_on(screen):
+    """WCAG's 3:1 for large or bold text; white on the light amber of PAUSED had 2:1."""
+    pairs = text_on_colour(screen)
+    assert ("#ffffff", "#2e7d32") in pairs  # RUNNING, Success: the reader finds them
+    assert {pair: round(contrast(*pair), 1) for pair in pairs if contrast(*pair) < 3} == {}
