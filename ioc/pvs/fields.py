@@ -59,8 +59,8 @@ class RefusalsRaiseNoAlarm:
     reported on `SUBMIT:*` / `ERROR:*`, as the contract says.
     """
 
-    def refused_value(self, value: Any) -> Any:
-        """What the PV holds after a refused write of `value`: the value written."""
+    def readback_of(self, value: Any) -> Any:
+        """What the PV reads back after a write of `value` (refused, or still being handled)."""
         return value
 
     async def verify_value(self, value: Any) -> Any:
@@ -72,7 +72,7 @@ class RefusalsRaiseNoAlarm:
             if refusals is None:  # a write from the IOC itself, not from a client
                 raise
             refusals.append(refusal)
-            return self.refused_value(value)
+            return self.readback_of(value)
 
     async def write_from_dbr(self, data: Any, data_type: ChannelType, metadata: Any, *, flags: int = 0) -> None:
         """Write as a client does; raise the putter's refusal (the put's error) afterwards."""
@@ -104,7 +104,7 @@ class WritableEnum(RefusalsRaiseNoAlarm, PvpropertyEnum):
 class TriggerEnum(WritableEnum):
     """A write-1-to-act enum: it reads `Done` after its action, carried out or refused."""
 
-    def refused_value(self, value: Any) -> Any:
+    def readback_of(self, value: Any) -> Any:
         """`Done`: a refused action is over too."""
         return DONE
 
@@ -123,7 +123,7 @@ class TextChannel(RefusalsRaiseNoAlarm, PvpropertyChar):
         else:
             await raising_refusals(self.write(NOT_TEXT.encode(RAW), flags=flags))
 
-    def refused_value(self, value: Any) -> Any:
+    def readback_of(self, value: Any) -> Any:
         """The text written; nothing for a write that was no text."""
         return "" if value == NOT_TEXT else value
 

@@ -12,7 +12,7 @@ from caproto.server import PVGroup
 from ..errors import RequestError
 from ..models import Task, TaskOutcome, TaskResult, describe_exception
 from .circuit import updates_sent
-from .fields import Refused, decode_write, enum, string, text, write_text
+from .fields import Refused, TextChannel, decode_write, enum, string, text, write_text
 from .writers import write_accepted, writer
 
 REQUEST_BYTES = 65536  # the contract asks >= 16384 characters
@@ -43,6 +43,7 @@ class SubmitPVs(PVGroup):
     @submit.putter
     async def submit(self, instance, value: str) -> str:
         """Queue the request or refuse it, with the reason on `SUBMIT:MESSAGE`."""
+        await show_written(instance, value)
         await self.queue_request("SUBMIT", value)
         return value
 
@@ -51,9 +52,9 @@ class SubmitPVs(PVGroup):
         """Queue the request; complete once the task has ended, with an error unless it
         succeeded (a plain put does not wait: it behaves like `SUBMIT`).
         """
+        await show_written(instance, value)
         task, ended = await self.queue_request("RUN", value, wait=True)
         assert ended is not None
-        await instance.write(value, verify_value=False)  # its readback while the task runs
         outcome = await ended
         await updates_sent()  # a CA link reading LAST:* on completion sees this task's end
         if outcome is None:
@@ -99,3 +100,11 @@ class SubmitPVs(PVGroup):
         await write_text(self.message, str(error))
         await self.parent.record_error(f"{command}: {type(error).__name__}: {error}")
         raise Refused(error) from None
+
+
+async def show_written(instance: TextChannel, value: str) -> None:
+    """Hold the request written from the moment it arrives, as a record's `VAL` does: a
+    plain `caput` reads it back (`New :`) while the request is still being validated, or
+    its task runs.
+    """
+    await instance.write(instance.readback_of(value), verify_value=False)
