@@ -72,8 +72,13 @@ def capture_writers(pvdb: Mapping[str, ChannelData]) -> None:
     applied: a PV counts as writable if a client may ever write it).
     """
     for name, channel in pvdb.items():
-        if channel.check_access("", "") & AccessRights.WRITE:
+        if writable(channel):
             channel.auth_write = _capturing(name, channel, channel.auth_write)
+
+
+def writable(channel: ChannelData) -> bool:
+    """Whether a client may ever write `channel` (before access security narrows it)."""
+    return bool(channel.check_access("", "") & AccessRights.WRITE)
 
 
 def _capturing(pv: str, channel: ChannelData, auth_write: AuthWrite) -> AuthWrite:
