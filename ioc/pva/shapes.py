@@ -98,16 +98,18 @@ class Table(Shape):
 
     def __init__(self, columns: tuple[Column, ...]) -> None:
         self.columns = columns
-        self.table = NTTable([(column.label, column.code) for column in columns])
-        self.type = self.table.type
+        self.type = NTTable([(column.label, column.code) for column in columns]).type
 
-    def value(self, channel: ChannelData) -> Value:
-        """The rows of the channel's JSON array."""
-        table = self.table.wrap(rows(self.columns, value_text(channel, channel.value)))
-        table["descriptor"] = description(channel)
-        for key, item in alarm_and_time(channel).items():
-            table[key] = item
-        return table
+    def fields(self, channel: ChannelData) -> dict[str, Any]:
+        """Every column, empty ones too (p4p's `NTTable.wrap` leaves those out, and a post
+        without them would keep the previous rows).
+        """
+        table = rows(self.columns, value_text(channel, channel.value))
+        return {
+            "labels": [column.label for column in self.columns],
+            "value": {column.label: [row[column.label] for row in table] for column in self.columns},
+            "descriptor": description(channel),
+        }
 
 
 def shape_of(name: str, channel: ChannelData) -> Shape:
