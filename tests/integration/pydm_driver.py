@@ -4,7 +4,8 @@ Run as `python pydm_driver.py SCREEN.ui P=PREFIX: [MACRO=VALUE ...]` with a `DIS
 Each line on stdin is a JSON command; each gets one JSON line back:
 
 - `{"cmd": "read"}` -> `{"<PV> <widget class>": what the widget shows}` for every PyDM
-  widget (text, bar value, table cells, button caption and enabled state), and
+  widget (text, bar value, table cells, an NTTable's labels and rows, button caption and
+  enabled state), and
   `{"<PV> colour": "#rrggbb"}` for each shape a rule colours by that PV;
 - `{"cmd": "click", "pv": "PAUSE"}` -> clicks the push button that writes that PV;
 - `{"cmd": "shot", "path": "x.png"}` -> saves a screenshot of the screen;
@@ -32,7 +33,8 @@ from pydm.widgets import (
     PyDMWaveformTable,
 )
 from pydm.widgets.base import PyDMWidget
-from qtpy.QtCore import QTimer
+from pydm.widgets.nt_table import PyDMNTTable
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QApplication
 
 
@@ -45,14 +47,22 @@ def shown(widget: PyDMWidget) -> Any:
     if isinstance(widget, PyDMWaveformTable):
         cells = (widget.item(row, 0) for row in range(widget.rowCount()))
         return [cell.text() for cell in cells if cell is not None]
+    if isinstance(widget, PyDMNTTable):  # its columns' labels and its rows, as Qt holds them
+        model = widget._table.model()
+        if model is None:
+            return {"labels": [], "rows": []}
+        labels = [model.headerData(column, Qt.Horizontal, Qt.DisplayRole) for column in range(model.columnCount())]
+        rows = [[model.data(model.index(row, column), Qt.DisplayRole) for column in range(model.columnCount())]
+                for row in range(model.rowCount())]  # fmt: skip
+        return {"labels": labels, "rows": rows}
     if isinstance(widget, PyDMPushButton):
         return {"text": widget.text(), "enabled": widget.isEnabled()}
     return None
 
 
 def pv_of(widget: PyDMWidget, prefix: str) -> str:
-    """The PV name after the prefix, of a widget's `ca://` channel."""
-    return (widget.channel or "").removeprefix("ca://").removeprefix(prefix)
+    """The PV name after the prefix, of a widget's `ca://` or `pva://` channel."""
+    return (widget.channel or "").removeprefix("ca://").removeprefix("pva://").removeprefix(prefix)
 
 
 class Driver:

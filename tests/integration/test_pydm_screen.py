@@ -4,6 +4,7 @@ Screenshots of the screen idle, running and paused go to docs/screen-*.png."""
 
 from __future__ import annotations
 
+import getpass
 import importlib.util
 import json
 import queue
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.skipif(
 DRIVER = Path(__file__).with_name("pydm_driver.py")
 DOCS = REPO_ROOT / "docs"
 STATE, PROGRESS = "STATE PyDMLabel", "CURRENT:PROGRESS PyDMScaleIndicator"
+QUEUE_TABLE, HISTORY_TABLE = "QUEUE PyDMNTTable", "HISTORY PyDMNTTable"
 GREEN, AMBER = "#2e7d32", "#f9a825"  # the colours of RUNNING and Success, of PAUSED
 
 
@@ -126,7 +128,11 @@ def test_the_screen_shows_a_scan_and_pauses_and_resumes_it(screen, ioc, ca_conte
                 and shown["BUSY PyDMLabel"] == "Busy" and shown["BUSY colour"] == GREEN
                 and shown["CURRENT:PLAN PyDMLabel"] == "count" and 20 <= shown[PROGRESS] < 100
                 and shown["QUEUE:COUNT PyDMLabel"] == "1"
-                and shown["QUEUE:NAMES PyDMWaveformTable"] == names)  # fmt: skip
+                and shown["QUEUE:NAMES PyDMWaveformTable"] == names
+                and [row[0] for row in shown[QUEUE_TABLE]["rows"]] == [pending])  # fmt: skip
+    queue_table = screen.ask(cmd="read")[QUEUE_TABLE]
+    assert queue_table["labels"] == ["task_id", "name", "params", "correlation_id", "submitted", "user"]
+    assert queue_table["rows"][0][1] == "scan" and queue_table["rows"][0][5] == getpass.getuser()
     screen.ask(cmd="shot", path=str(DOCS / "screen-running.png"))
 
     screen.ask(cmd="click", pv="PAUSE")
@@ -139,4 +145,8 @@ def test_the_screen_shows_a_scan_and_pauses_and_resumes_it(screen, ioc, ca_conte
     wait_state(ca_context, ioc, "RUNNING")
     assert wait_finished(ca_context, ioc, task_id, timeout=30) == "Success"
     assert wait_finished(ca_context, ioc, pending, timeout=30) == "Success"
-    screen.wait(lambda shown: shown[STATE] == "IDLE" and shown["QUEUE:NAMES PyDMWaveformTable"] == [""])
+    shown = screen.wait(lambda shown: shown[STATE] == "IDLE" and shown["QUEUE:NAMES PyDMWaveformTable"] == [""]
+                        and not shown[QUEUE_TABLE]["rows"]
+                        and [row[0] for row in shown[HISTORY_TABLE]["rows"][:3]] == [pending, task_id, first])  # fmt: skip
+    assert shown[HISTORY_TABLE]["labels"][:3] == ["task_id", "name", "result"]
+    assert [row[2] for row in shown[HISTORY_TABLE]["rows"][:3]] == ["Success"] * 3
