@@ -19,6 +19,7 @@ from tests.integration.harness import (
     ca_read,
     ca_read_text,
     process_env,
+    run_ca,
     wait_for,
 )
 from tests.integration.ioc_client import (
@@ -77,6 +78,10 @@ def test_every_pv_has_its_normative_type_and_cas_value_at_rest(ioc, pva, ca_cont
         if short in TABLES:
             assert value.getID() == "epics:nt/NTTable:1.0", name
             assert list(value.labels) == TABLES[short], name
+            text = ca_read_text(ca_context, name)
+            items = json.loads(text) if text else []
+            first = TABLES[short][0]
+            assert list(value.value[first]) == [item[first] for item in items], name
             continue
         if native == ChannelType.ENUM:
             assert value.getID() == "epics:nt/NTEnum:1.0", name
@@ -193,6 +198,16 @@ def test_control_pvs_over_pvput(ioc, ca_context):
             running.kill()
             running.wait(10)
     assert ca_read_text(ca_context, ioc.pv("LAST:RESULT")) == "Aborted"
+
+
+def test_pvinfo_and_pvget_show_the_queue_table(ioc):
+    info = run_ca("pvinfo", ioc.pv("QUEUE"))
+    assert info.returncode == 0 and "epics:nt/NTTable:1.0" in info.stdout
+    assert "string[] task_id" in info.stdout and "string[] user" in info.stdout
+    table = run_ca("pvget", ioc.pv("HISTORY"))
+    assert table.returncode == 0
+    header = next(line for line in table.stdout.splitlines() if "task_id" in line)
+    assert header.split() == TABLES["HISTORY"]
 
 
 def test_read_only_pvs_refuse_pvput(ioc):
