@@ -4,7 +4,9 @@ put in the put log, accepted or refused.
 caproto hands a putter no identity; `ChannelData.auth_write` gets the circuit's client
 user and host on every write. `capture_writers` wraps it on each writable PV: the write
 is described in a context variable (each CA write runs as an asyncio task of its own,
-so concurrent writes each see their own) that the putter reads with `writer()`.
+so concurrent writes each see their own) that the putter reads with `writer()`. pvAccess
+puts (`ioc.pva.puts`) call the same `auth_write`, each in a task of its own, with the
+peer's account and address.
 """
 
 from __future__ import annotations
