@@ -5,7 +5,7 @@ expand the macro `P` and return one `ScreenPV` per use of a PV, with its role:
 
 - `show`: displayed as text; `number`: a bar (a number); `list`: a table of strings;
 - `colour`: a background colour by enum state (`values`: the states coloured);
-- `nttable`: a table of the columns of a pvAccess `NTTable` (name `pva://...`);
+- `nttable`: a table of the columns of a pvAccess `NTTable` (a `pva://` channel);
 - `press`: a button that writes 1; `choose`: buttons of its enum states; `type`: a text
   entry that writes what is typed.
 """
@@ -55,7 +55,10 @@ def bob_pvs(path: Path, macros: dict[str, str]) -> list[ScreenPV]:
         pv = widget.findtext("pv_name")
         if pv and kind != "action_button":  # a button's own pv_name only greys it out
             name = expand(pv, macros)
-            found.append(ScreenPV(name, "nttable" if name.startswith("pva://") else BOB_ROLES[kind]))
+            if name.startswith("pva://"):
+                found.append(ScreenPV(name.removeprefix("pva://"), "nttable"))
+            else:
+                found.append(ScreenPV(name, BOB_ROLES[kind]))
         for rule in widget.iterfind("rules/rule"):
             states = tuple(_one(r'^pvStr0=="(.*)"$', exp.get("bool_exp", "")) for exp in rule.iterfind("exp"))
             for rule_pv in rule.iterfind("pv_name"):
@@ -87,12 +90,11 @@ def _one(pattern: str, text: str) -> str:
 
 
 def _ca(channel: str) -> str:
-    """A `ca://` channel's PV name; a `pva://` channel as it is."""
-    if channel.startswith("pva://"):
-        return channel
-    if not channel.startswith("ca://"):
-        raise ValueError(f"not a ca:// or pva:// channel: {channel!r}")
-    return channel.removeprefix("ca://")
+    """The PV name of a `ca://` or `pva://` channel."""
+    for scheme in ("ca://", "pva://"):
+        if channel.startswith(scheme):
+            return channel.removeprefix(scheme)
+    raise ValueError(f"not a ca:// or pva:// channel: {channel!r}")
 
 
 def screen_pvs(prefix: str) -> set[ScreenPV]:
