@@ -14,6 +14,8 @@ Benchmarks (names for --only):
   bus         the round trip and the 200-point scan on an IOC with --stomp to a local
               ActiveMQ vs. one without (needs Debian's activemq; skipped, with a note,
               without it)
+  pva         the same on an IOC serving pvAccess (7 pvAccess monitors held) vs. one with
+              --no-pva; and RUN written over pvAccess vs. over CA
 
 Starts one caRepeater and the IOCs itself (loopback, free ports, random prefixes,
 ``--continue-on-error --state-dir <tmp>``) and stops them at the end. The IOC side and
@@ -35,6 +37,7 @@ from typing import Any  # noqa: E402
 from bench import (  # noqa: E402
     bus,
     common,  # first: loopback env before caproto/epics
+    pva,
     roundtrip,
     startup,
     streaming,
@@ -42,13 +45,14 @@ from bench import (  # noqa: E402
 from bench.common import Figure  # noqa: E402
 from bench.peers.runner import format_table, run_peers  # noqa: E402
 
-NAMES = ("roundtrip", "throughput", "streaming", "idle", "start", "bus")
+NAMES = ("roundtrip", "throughput", "streaming", "idle", "start", "bus", "pva")
 #: Every figure of a full run, in table order (the keys of "results" in the JSON).
 KEYS = ("roundtrip_run_pyepics", "roundtrip_run_caproto", "roundtrip_submit_monitor",
         "throughput", "streaming_scan_duration", "streaming_scan_wall",
         "streaming_count_duration", "streaming_count_wall", "idle_cpu", "rss_idle",
         "rss_after_streaming", "start_first_pv", "start_ready", "bus_roundtrip",
-        "bus_scan_duration", "bus_scan_wall")
+        "bus_scan_duration", "bus_scan_wall", "pva_roundtrip", "pva_scan_duration",
+        "pva_scan_wall", "pva_roundtrip_pvput")
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
 FULL = {"n": 20, "warmup": 5, "tasks": 100, "rounds": 20, "scan_points": 200,
@@ -101,6 +105,14 @@ class Runner:
             if "bus" in self.only:
                 c = self.c
                 out = self.step("bus", lambda: bus.bus(
+                    session, n=c["n"], warmup=c["warmup"], scan_points=c["scan_points"],
+                    scan_pairs=c["scan_pairs"]))
+                if out is not None:
+                    self.figures += out[0]
+                    self.notes += out[1]
+            if "pva" in self.only:
+                c = self.c
+                out = self.step("pva", lambda: pva.pva(
                     session, n=c["n"], warmup=c["warmup"], scan_points=c["scan_points"],
                     scan_pairs=c["scan_pairs"]))
                 if out is not None:

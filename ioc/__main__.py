@@ -15,6 +15,7 @@ from .config import Settings
 from .log_format import configure_logging
 from .messages import Catalog
 from .putlog import log_server_formatter, open_put_log, put_log
+from .pva import PvaServer
 from .pvs import BlueskyIOC, Server, apply_access_security, capture_writers, quiet_caproto_logs
 from .service import PolicyError, StateDirInUse, StoreError, WorkerService, build
 
@@ -29,12 +30,15 @@ async def serve(settings: Settings, service: WorkerService, starting: Future[Cat
     ioc = BlueskyIOC(service, prefix=settings.prefix)
     await ioc.show_start()
     capture_writers(ioc.pvdb)
+    pva = PvaServer(ioc.pvdb, settings.prefix) if settings.pva else None
     if settings.acf is not None:
         apply_access_security(ioc.pvdb, lambda: service.policy.access)
     server = Server(
         ioc.pvdb, list(settings.interfaces) or None, client_ip_as_host=settings.client_ip_as_host
     )
     serving = asyncio.create_task(server.run(log_pv_names=settings.list_pvs), name="ca-server")
+    if pva is not None:
+        pva.start()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
@@ -53,6 +57,8 @@ async def serve(settings: Settings, service: WorkerService, starting: Future[Cat
     await asyncio.to_thread(service.shutdown, settings.shutdown_timeout)
     await ioc.bridge.settled()
     serving.cancel()
+    if pva is not None:
+        pva.stop()
     return status
 
 

@@ -130,6 +130,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         "base's asCheckClientIP); ACF HAGs then list addresses or resolvable names",
     )
     parser.add_argument(
+        "--no-pva",
+        action="store_true",
+        help="serve Channel Access only (default: every PV over pvAccess too, configured by "
+        "the EPICS_PVAS_* environment variables)",
+    )
+    parser.add_argument(
         "--connect-timeout",
         type=float,
         default=10.0,
@@ -202,6 +208,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Settings:
         acf=args.acf,
         permissions=args.permissions,
         client_ip_as_host=args.client_ip_as_host,
+        pva=not args.no_pva,
         connect_timeout=args.connect_timeout,
         halt_timeout=args.halt_timeout,
         shutdown_timeout=args.shutdown_timeout,

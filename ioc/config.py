@@ -25,6 +25,7 @@ class Settings:
     acf: Path | None = None
     permissions: Path | None = None  # the queueserver-style user-group permissions file
     client_ip_as_host: bool = False  # a writer's host is its IP address, not the name it claims
+    pva: bool = True  # serve the PVs over pvAccess too (off with --no-pva)
     connect_timeout: float = 10.0
     halt_timeout: float = 5.0  # HALT/PANIC: seconds before a worker that has not ended the task is killed
     shutdown_timeout: float = 10.0  # SIGTERM/SIGINT: seconds the running task has to end

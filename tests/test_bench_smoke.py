@@ -19,7 +19,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("roundtrip_run_pyepics", "roundtrip_run_caproto", "roundtrip_submit_monitor",
         "throughput", "streaming_scan_duration", "streaming_scan_wall",
         "streaming_count_duration", "streaming_count_wall", "idle_cpu", "rss_idle",
-        "rss_after_streaming", "start_first_pv", "start_ready")
+        "rss_after_streaming", "start_first_pv", "start_ready", "pva_roundtrip",
+        "pva_scan_duration", "pva_scan_wall", "pva_roundtrip_pvput")
 #: Figures with no bare counterpart (no ratio).
 NO_BARE = {"idle_cpu"}
 

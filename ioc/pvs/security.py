@@ -12,13 +12,14 @@ from collections.abc import Callable, Mapping
 from caproto import AccessRights, ChannelData
 
 from ..access import DEFAULT_GROUP, AccessConfig
+from .writers import writable
 
 CONTROL_GROUP = "CONTROL"
 
 
 def access_group(channel: ChannelData) -> str:
     """The ACF group of `channel`: CONTROL if a client may ever write it."""
-    return CONTROL_GROUP if channel.check_access("", "") & AccessRights.WRITE else DEFAULT_GROUP
+    return CONTROL_GROUP if writable(channel) else DEFAULT_GROUP
 
 
 def apply_access_security(pvdb: Mapping[str, ChannelData], config: Callable[[], AccessConfig]) -> None:

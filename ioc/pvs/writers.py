@@ -4,7 +4,9 @@ put in the put log, accepted or refused.
 caproto hands a putter no identity; `ChannelData.auth_write` gets the circuit's client
 user and host on every write. `capture_writers` wraps it on each writable PV: the write
 is described in a context variable (each CA write runs as an asyncio task of its own,
-so concurrent writes each see their own) that the putter reads with `writer()`.
+so concurrent writes each see their own) that the putter reads with `writer()`. pvAccess
+puts (`ioc.pva.puts`) call the same `auth_write`, each in a task of its own, with the
+peer's account and address.
 """
 
 from __future__ import annotations
@@ -72,8 +74,13 @@ def capture_writers(pvdb: Mapping[str, ChannelData]) -> None:
     applied: a PV counts as writable if a client may ever write it).
     """
     for name, channel in pvdb.items():
-        if channel.check_access("", "") & AccessRights.WRITE:
+        if writable(channel):
             channel.auth_write = _capturing(name, channel, channel.auth_write)
+
+
+def writable(channel: ChannelData) -> bool:
+    """Whether a client may ever write `channel` (before access security narrows it)."""
+    return bool(channel.check_access("", "") & AccessRights.WRITE)
 
 
 def _capturing(pv: str, channel: ChannelData, auth_write: AuthWrite) -> AuthWrite:

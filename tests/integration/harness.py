@@ -52,6 +52,11 @@ LOOPBACK_ADDRESSING = {
     "EPICS_CAS_INTF_ADDR_LIST": LOOPBACK,
     "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
     "EPICS_CAS_BEACON_ADDR_LIST": LOOPBACK,
+    "EPICS_PVA_AUTO_ADDR_LIST": "NO",
+    "EPICS_PVA_ADDR_LIST": LOOPBACK,
+    "EPICS_PVAS_INTF_ADDR_LIST": LOOPBACK,
+    "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
+    "EPICS_PVAS_BEACON_ADDR_LIST": LOOPBACK,
 }
 #: Same default as pyepics, so C tools / caproto / pyepics agree on big arrays.
 MAX_ARRAY_BYTES = str(2**24)
@@ -126,12 +131,24 @@ def session_ports() -> tuple[int, int]:
             "(or call install_session_env())") from exc
 
 
+def pva_env(server_port: int, broadcast_port: int) -> dict[str, str]:
+    """The pvAccess ports of a server/client (its addressing is in LOOPBACK_ADDRESSING)."""
+    return {
+        "EPICS_PVA_SERVER_PORT": str(server_port), "EPICS_PVAS_SERVER_PORT": str(server_port),
+        "EPICS_PVA_BROADCAST_PORT": str(broadcast_port),
+        "EPICS_PVAS_BROADCAST_PORT": str(broadcast_port),
+    }
+
+
 def install_session_env(port: int | None = None,
                         repeater_port: int | None = None) -> dict[str, str]:
-    """Pick free ports (unless given) and put the loopback env in os.environ."""
+    """Pick free ports (unless given) and put the loopback env, Channel Access and
+    pvAccess, in os.environ."""
     port = port or free_port()
     repeater_port = repeater_port or free_port(exclude={port})
-    env = epics_env(port, repeater_port)
+    pva_port = free_port(exclude={port, repeater_port})
+    pva_broadcast_port = free_port(exclude={port, repeater_port, pva_port})
+    env = {**epics_env(port, repeater_port), **pva_env(pva_port, pva_broadcast_port)}
     os.environ.update(env)
     return env
 

@@ -102,3 +102,35 @@ class Camonitor:
         self._process.terminate()
         self._process.wait(10)
         self._reader.join(10)
+
+
+def pvput(ioc: IocProcess, name: str, *values: Any, wait: float = 30) -> subprocess.CompletedProcess:
+    """The real C `pvput -w <wait>` (its exit status kept)."""
+    return run_ca("pvput", "-w", wait, ioc.pv(name), *values, timeout=wait + 10)
+
+
+def pvput_request(ioc: IocProcess, name: str, text: str, wait: float = 30) -> subprocess.CompletedProcess:
+    """`pvput` of a JSON request: a leading space keeps pvput from parsing it as JSON itself."""
+    return pvput(ioc, name, " " + text, wait=wait)
+
+
+class Pvmonitor:
+    """The C `pvmonitor` of some PVs, its output lines collected by a thread."""
+
+    def __init__(self, *pvnames: str) -> None:
+        self._process = subprocess.Popen([str(ca_bin("pvmonitor")), *pvnames], env=process_env(),
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        wait_for(lambda: len(self.lines) >= len(pvnames), 10, message="pvmonitor connected")
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(10)
+        self._reader.join(10)
