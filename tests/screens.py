@@ -5,6 +5,7 @@ expand the macro `P` and return one `ScreenPV` per use of a PV, with its role:
 
 - `show`: displayed as text; `number`: a bar (a number); `list`: a table of strings;
 - `colour`: a background colour by enum state (`values`: the states coloured);
+- `nttable`: a table of the columns of a pvAccess `NTTable` (a `pva://` channel);
 - `press`: a button that writes 1; `choose`: buttons of its enum states; `type`: a text
   entry that writes what is typed.
 """
@@ -23,7 +24,8 @@ BOB, UI = SCREENS / "bluesky.bob", SCREENS / "bluesky.ui"
 BOB_ROLES = {"textupdate": "show", "progressbar": "number", "table": "list", "choice": "choose",
              "textentry": "type", "action_button": "press"}  # fmt: skip
 UI_ROLES = {"PyDMLabel": "show", "PyDMScaleIndicator": "number", "PyDMWaveformTable": "list",
-            "PyDMEnumButton": "choose", "PyDMLineEdit": "type", "PyDMPushButton": "press"}  # fmt: skip
+            "PyDMEnumButton": "choose", "PyDMLineEdit": "type", "PyDMPushButton": "press",
+            "PyDMNTTable": "nttable"}  # fmt: skip
 
 
 @dataclass(frozen=True, order=True)
@@ -52,7 +54,11 @@ def bob_pvs(path: Path, macros: dict[str, str]) -> list[ScreenPV]:
             found.append(ScreenPV(expand(action.findtext("pv_name", ""), macros), "press"))
         pv = widget.findtext("pv_name")
         if pv and kind != "action_button":  # a button's own pv_name only greys it out
-            found.append(ScreenPV(expand(pv, macros), BOB_ROLES[kind]))
+            name = expand(pv, macros)
+            if name.startswith("pva://"):
+                found.append(ScreenPV(name.removeprefix("pva://"), "nttable"))
+            else:
+                found.append(ScreenPV(name, BOB_ROLES[kind]))
         for rule in widget.iterfind("rules/rule"):
             states = tuple(_one(r'^pvStr0=="(.*)"$', exp.get("bool_exp", "")) for exp in rule.iterfind("exp"))
             for rule_pv in rule.iterfind("pv_name"):
@@ -61,7 +67,8 @@ def bob_pvs(path: Path, macros: dict[str, str]) -> list[ScreenPV]:
 
 
 def ui_pvs(path: Path, macros: dict[str, str]) -> list[ScreenPV]:
-    """Every PV a PyDM screen names: widgets' `ca://` channels and their rules' channels."""
+    """Every PV a PyDM screen names: widgets' `ca://` (and `pva://`) channels and their
+    rules' channels."""
     found = []
     for widget in ET.parse(path).getroot().iter("widget"):
         channel = widget.findtext("property[@name='channel']/string")
@@ -83,9 +90,11 @@ def _one(pattern: str, text: str) -> str:
 
 
 def _ca(channel: str) -> str:
-    if not channel.startswith("ca://"):
-        raise ValueError(f"not a ca:// channel: {channel!r}")
-    return channel.removeprefix("ca://")
+    """The PV name of a `ca://` or `pva://` channel."""
+    for scheme in ("ca://", "pva://"):
+        if channel.startswith(scheme):
+            return channel.removeprefix(scheme)
+    raise ValueError(f"not a ca:// or pva:// channel: {channel!r}")
 
 
 def screen_pvs(prefix: str) -> set[ScreenPV]:

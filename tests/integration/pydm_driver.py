@@ -4,7 +4,8 @@ Run as `python pydm_driver.py SCREEN.ui P=PREFIX: [MACRO=VALUE ...]` with a `DIS
 Each line on stdin is a JSON command; each gets one JSON line back:
 
 - `{"cmd": "read"}` -> `{"<PV> <widget class>": what the widget shows}` for every PyDM
-  widget (text, bar value, table cells, button caption and enabled state), and
+  widget (text, bar value, table cells, an NTTable's labels and rows, button caption and
+  enabled state), and
   `{"<PV> colour": "#rrggbb"}` for each shape a rule colours by that PV;
 - `{"cmd": "channels"}` -> `{"channels": [{"widget": name, "channel": address, "connected":
   bool}, ...]}` for every channel of the screen: each widget's own and those of its rules;
@@ -38,7 +39,8 @@ from pydm.widgets import (
 )
 from pydm.widgets.base import PyDMWidget
 from pydm.widgets.channel import PyDMChannel
-from qtpy.QtCore import QTimer
+from pydm.widgets.nt_table import PyDMNTTable
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QAbstractButton, QApplication, QLabel, QWidget
 
 
@@ -51,6 +53,14 @@ def shown(widget: PyDMWidget) -> Any:
     if isinstance(widget, PyDMWaveformTable):
         cells = (widget.item(row, 0) for row in range(widget.rowCount()))
         return [cell.text() for cell in cells if cell is not None]
+    if isinstance(widget, PyDMNTTable):  # its columns' labels and its rows, as Qt holds them
+        model = widget._table.model()
+        if model is None:
+            return {"labels": [], "rows": []}
+        labels = [model.headerData(column, Qt.Horizontal, Qt.DisplayRole) for column in range(model.columnCount())]
+        rows = [[model.data(model.index(row, column), Qt.DisplayRole) for column in range(model.columnCount())]
+                for row in range(model.rowCount())]  # fmt: skip
+        return {"labels": labels, "rows": rows}
     if isinstance(widget, PyDMPushButton):
         return {"text": widget.text(), "enabled": widget.isEnabled()}
     return None
@@ -67,11 +77,14 @@ def is_connected(address: str) -> bool:
     """Whether PyDM's data plugin for `address` has it connected."""
     plugin = plugin_for_address(address)
     connection = plugin.connections.get(plugin.get_connection_id(PyDMChannel(address))) if plugin else None
-    return bool(connection and connection.connected)
+    # pyepics' connections say `connected`; p4p's (pva://) keep it in `_connected`.
+    return bool(connection and (connection.connected or getattr(connection, "_connected", False)))
 
 
 def clipped(widget: QLabel | QAbstractButton) -> bool:
     """Whether a label's or a button's text does not fit in it (wrapped, or on one line)."""
+    if not widget.text():  # nothing to clip (an NTTable's inner label before any value)
+        return False
     if isinstance(widget, QLabel) and widget.wordWrap():
         return widget.heightForWidth(widget.width()) > widget.height()
     room = widget.contentsRect().width() - (8 if isinstance(widget, QAbstractButton) else 0)  # a button's margins
@@ -79,8 +92,8 @@ def clipped(widget: QLabel | QAbstractButton) -> bool:
 
 
 def pv_of(widget: PyDMWidget, prefix: str) -> str:
-    """The PV name after the prefix, of a widget's `ca://` channel."""
-    return (widget.channel or "").removeprefix("ca://").removeprefix(prefix)
+    """The PV name after the prefix, of a widget's `ca://` or `pva://` channel."""
+    return (widget.channel or "").removeprefix("ca://").removeprefix("pva://").removeprefix(prefix)
 
 
 class Driver:

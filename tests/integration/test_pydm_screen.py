@@ -6,6 +6,7 @@ screen-*.png in the test's temporary directory, or in the folder `BLUESKY_IOC_SC
 
 from __future__ import annotations
 
+import getpass
 import importlib.util
 import json
 import os
@@ -41,6 +42,7 @@ pytestmark = pytest.mark.skipif(
 
 DRIVER = Path(__file__).with_name("pydm_driver.py")
 STATE, PROGRESS = "STATE PyDMLabel", "CURRENT:PROGRESS PyDMScaleIndicator"
+QUEUE_TABLE, HISTORY_TABLE = "QUEUE PyDMNTTable", "HISTORY PyDMNTTable"
 GREEN, AMBER = "#2e7d32", "#a86f00"  # the colours of RUNNING and Success, of PAUSED
 
 
@@ -149,7 +151,7 @@ def shots(tmp_path) -> Path:
 
 def test_every_channel_of_the_screen_connects(screen, ioc):
     channels = screen.wait_connected()
-    assert {channel["channel"].removeprefix("ca://") for channel in channels} == {
+    assert {channel["channel"].removeprefix("ca://").removeprefix("pva://") for channel in channels} == {
         pv.name for pv in ui_pvs(UI, {"P": ioc.prefix})}
 
 
@@ -168,7 +170,11 @@ def test_the_screen_shows_a_scan_and_pauses_and_resumes_it(screen, ioc, ca_conte
                 and shown["BUSY PyDMLabel"] == "Busy" and shown["BUSY colour"] == GREEN
                 and shown["CURRENT:PLAN PyDMLabel"] == "count" and 20 <= shown[PROGRESS] < 100
                 and shown["QUEUE:COUNT PyDMLabel"] == "1"
-                and shown["QUEUE:NAMES PyDMWaveformTable"] == names)  # fmt: skip
+                and shown["QUEUE:NAMES PyDMWaveformTable"] == names
+                and [row[0] for row in shown[QUEUE_TABLE]["rows"]] == [pending])  # fmt: skip
+    queue_table = screen.ask(cmd="read")[QUEUE_TABLE]
+    assert queue_table["labels"] == ["task_id", "name", "params", "correlation_id", "submitted", "user"]
+    assert queue_table["rows"][0][1] == "scan" and queue_table["rows"][0][5] == getpass.getuser()
     screen.shot(shots / "screen-running.png")
 
     screen.ask(cmd="click", pv="PAUSE")
@@ -181,4 +187,8 @@ def test_the_screen_shows_a_scan_and_pauses_and_resumes_it(screen, ioc, ca_conte
     wait_state(ca_context, ioc, "RUNNING")
     assert wait_finished(ca_context, ioc, task_id) == "Success"
     assert wait_finished(ca_context, ioc, pending) == "Success"
-    screen.wait(lambda shown: shown[STATE] == "IDLE" and shown["QUEUE:NAMES PyDMWaveformTable"] == [""])
+    shown = screen.wait(lambda shown: shown[STATE] == "IDLE" and shown["QUEUE:NAMES PyDMWaveformTable"] == [""]
+                        and not shown[QUEUE_TABLE]["rows"]
+                        and [row[0] for row in shown[HISTORY_TABLE]["rows"][:3]] == [pending, task_id, first])  # fmt: skip
+    assert shown[HISTORY_TABLE]["labels"][:3] == ["task_id", "name", "result"]
+    assert [row[2] for row in shown[HISTORY_TABLE]["rows"][:3]] == ["Success"] * 3

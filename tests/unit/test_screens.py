@@ -20,6 +20,7 @@ REQUIRED = {
     ("LAST:RESULT", "show"), ("LAST:RESULT", "colour"),
     ("ERROR:MESSAGE", "show"), ("ERROR:ACTIVE", "show"), ("ERROR:ACTIVE", "colour"), ("ERROR:COUNT", "show"),
     ("SUBMIT", "type"), ("PLANS:NAMES", "list"), ("SUSPEND:ACTIVE", "show"), ("SUSPEND:REASON", "show"),
+    ("QUEUE", "nttable"), ("HISTORY", "nttable"),
     *((control, "press") for control in CONTROLS),
 }  # fmt: skip
 READERS = {"bob": bob_pvs, "ui": ui_pvs}
