@@ -102,22 +102,19 @@ class Runner:
                     self.figures += figures
             if set(self.only) & {"idle", "roundtrip", "throughput", "streaming"}:
                 self.main_session(session)
-            if "bus" in self.only:
-                c = self.c
-                out = self.step("bus", lambda: bus.bus(
-                    session, n=c["n"], warmup=c["warmup"], scan_points=c["scan_points"],
-                    scan_pairs=c["scan_pairs"]))
-                if out is not None:
-                    self.figures += out[0]
-                    self.notes += out[1]
-            if "pva" in self.only:
-                c = self.c
-                out = self.step("pva", lambda: pva.pva(
-                    session, n=c["n"], warmup=c["warmup"], scan_points=c["scan_points"],
-                    scan_pairs=c["scan_pairs"]))
-                if out is not None:
-                    self.figures += out[0]
-                    self.notes += out[1]
+            for name, side_by_side in (("bus", bus.bus), ("pva", pva.pva)):
+                if name in self.only:
+                    self.side_by_side(name, side_by_side, session)
+
+    def side_by_side(self, name: str, measure, session: common.Session) -> None:
+        """Run one side-by-side benchmark (two IOCs alternating) and keep its figures."""
+        c = self.c
+        out = self.step(name, lambda: measure(
+            session, n=c["n"], warmup=c["warmup"], scan_points=c["scan_points"],
+            scan_pairs=c["scan_pairs"]))
+        if out is not None:
+            self.figures += out[0]
+            self.notes += out[1]
 
     def main_session(self, session: common.Session) -> None:
         """One IOC for idle, roundtrip, throughput and streaming, with long-lived clients."""

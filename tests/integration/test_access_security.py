@@ -6,21 +6,7 @@ import getpass
 
 from tests.integration.harness import caget_str, caput_text, run_ca
 from tests.integration.ioc_client import request
-
-ACF = """
-UAG(operators) {{ {users} }}
-ASG(DEFAULT) {{ RULE(1, READ) }}
-ASG(CONTROL) {{
-    RULE(1, READ)
-    RULE(1, WRITE) {{ UAG(operators) }}
-}}
-"""
-
-
-def start_with_acf(ioc_factory, tmp_path, users: str):
-    acf = tmp_path / "ioc.acf"
-    acf.write_text(ACF.format(users=users))
-    return ioc_factory("--acf", acf, "--state-dir", tmp_path / "state")
+from tests.integration.who import start_with_acf
 
 
 def test_a_user_outside_the_write_rule_cannot_submit_or_clear(ioc_factory, tmp_path):

@@ -11,22 +11,11 @@ import re
 
 from tests.integration.harness import caget_str, run_ca
 from tests.integration.ioc_client import pvput, pvput_request, request
-from tests.integration.who import acf
-
-ACF = """
-UAG(operators) {{ {users} }}
-ASG(DEFAULT) {{ RULE(1, READ) }}
-ASG(CONTROL) {{
-    RULE(1, READ)
-    RULE(1, WRITE) {{ UAG(operators) }}
-}}
-"""
+from tests.integration.who import acf, start_with_acf
 
 
 def test_access_security_refuses_a_pvput_and_logs_it(ioc_factory, tmp_path):
-    acf = tmp_path / "ioc.acf"
-    acf.write_text(ACF.format(users="somebody_else"))
-    ioc = ioc_factory("--acf", acf, "--state-dir", tmp_path / "state")
+    ioc = start_with_acf(ioc_factory, tmp_path, "somebody_else")
     proc = pvput_request(ioc, "SUBMIT", request("count", detectors=["det1"]))
     assert proc.returncode != 0 and "no write access" in proc.stderr
     assert pvput(ioc, "QUEUE:ENABLE", "Hold").returncode != 0

@@ -128,3 +128,20 @@ def task_id_of(message: str) -> str:
     match = re.match(r"accepted as task (\S+?)(;|$)", message)
     assert match, message
     return match.group(1)
+
+
+OPERATORS_ACF = """
+UAG(operators) {{ {users} }}
+ASG(DEFAULT) {{ RULE(1, READ) }}
+ASG(CONTROL) {{
+    RULE(1, READ)
+    RULE(1, WRITE) {{ UAG(operators) }}
+}}
+"""
+
+
+def start_with_acf(ioc_factory, tmp_path: Path, users: str):
+    """An IOC whose ACF lets only `users` (a UAG list) write its CONTROL PVs."""
+    acf = tmp_path / "ioc.acf"
+    acf.write_text(OPERATORS_ACF.format(users=users))
+    return ioc_factory("--acf", acf, "--state-dir", tmp_path / "state")
