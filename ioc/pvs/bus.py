@@ -8,6 +8,7 @@ from caproto.server import PVGroup
 from ..messages import BusChanged
 from ..models import BusStatus
 from .fields import enum, long, update
+from .posting import show
 
 
 class BusPVs(PVGroup):
@@ -22,5 +23,5 @@ class BusPVs(PVGroup):
         alarm = (AlarmSeverity.MAJOR_ALARM, AlarmStatus.COMM) if lost else (
             AlarmSeverity.NO_ALARM, AlarmStatus.NO_ALARM)
         if (self.status.value, self.status.alarm.severity) != (health.status, alarm[0]):
-            await self.status.write(health.status, severity=alarm[0], status=alarm[1])
+            await show(self.status, health.status, severity=alarm[0], status=alarm[1])
         await update(self.dropped, health.dropped)

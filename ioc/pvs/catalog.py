@@ -8,6 +8,7 @@ from caproto.server import PVGroup
 from ..messages import Catalog
 from ..models import to_json
 from .fields import JSON_BYTES, severity, strings, text, write_text
+from .posting import show
 
 MAX_PLANS = 256
 
@@ -23,7 +24,7 @@ class CatalogPVs(PVGroup):
         """Show `catalog`."""
         valid = severity(False)
         await write_text(self.plans, to_json(catalog.plans), **valid)
-        await self.names.write(catalog.plan_names[:MAX_PLANS] or [""], **valid)
+        await show(self.names, catalog.plan_names[:MAX_PLANS] or [""], **valid)
         await write_text(self.devices, to_json(catalog.devices), **valid)
 
     async def show_none_yet(self) -> None:
@@ -32,5 +33,5 @@ class CatalogPVs(PVGroup):
         """
         undefined = {"severity": AlarmSeverity.INVALID_ALARM, "status": AlarmStatus.UDF}
         await write_text(self.plans, "", **undefined)
-        await self.names.write([""], **undefined)
+        await show(self.names, [""], **undefined)
         await write_text(self.devices, "", **undefined)

@@ -8,6 +8,7 @@ from caproto.server import PVGroup
 
 from ..models import RunProgress, Task, to_json
 from .fields import JSON_BYTES, double, long, string, text, update, update_text
+from .posting import show
 
 
 class CurrentPVs(PVGroup):
@@ -28,7 +29,7 @@ class CurrentPVs(PVGroup):
     async def elapsed(self, instance, async_lib) -> None:
         """Count the running task's seconds."""
         if self._started is not None:
-            await instance.write(time.time() - self._started)
+            await show(instance, time.time() - self._started)
 
     async def show_task(self, task: Task | None, started: float | None = None) -> None:
         """Show `task` as running since `started`, or clear everything when `task` is None."""

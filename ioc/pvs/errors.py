@@ -8,6 +8,7 @@ from caproto.server import PVGroup
 
 from ..service.view import ErrorLatch
 from .fields import DONE, acts, enum, long, severity, text, trigger, update, update_text
+from .posting import show
 
 
 class Active(StrEnum):
@@ -31,7 +32,7 @@ class ErrorPVs(PVGroup):
         await update(self.count, latch.count)
         active = latch.active is not None
         if (self.active.value == Active.YES) != active:
-            await self.active.write(Active.YES if active else Active.NO, **severity(active))
+            await show(self.active, Active.YES if active else Active.NO, **severity(active))
 
     @clear.putter
     async def clear(self, instance, value: str) -> str:

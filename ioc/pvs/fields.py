@@ -28,6 +28,7 @@ from caproto.server.server import (
 )
 
 from ..errors import RequestError
+from .posting import show
 
 # Char waveforms carry UTF-8 text. caproto is told latin-1 so that every byte maps to
 # one character: lengths are checked in bytes and incoming bytes reach us unaltered.
@@ -328,26 +329,26 @@ def decode_write(value: str) -> str:
         raise RequestError(f"request: not valid UTF-8 text (byte {error.start})") from None
 
 
-async def write_text(channel: ChannelData, text_value: str, **alarm: object) -> None:
+async def write_text(channel: ChannelData, text_value: str, **alarm: Any) -> None:
     """Write `text_value` (and alarm keywords) to a char waveform made by `text`."""
-    await channel.write(encode(text_value, channel.max_length), **alarm)
+    await show(channel, encode(text_value, channel.max_length), **alarm)
 
 
 async def update(channel: ChannelData, value: object) -> None:
     """Write `value` unless the PV holds it already: no post, no work for an unchanged value."""
     if channel.value != value:
-        await channel.write(value)
+        await show(channel, value)
 
 
 async def update_text(channel: ChannelData, text_value: str) -> None:
     """`write_text` unless the char waveform holds that text already."""
     data = encode(text_value, channel.max_length)
     if channel.value != data.decode(RAW):
-        await channel.write(data)
+        await show(channel, data)
 
 
-def severity(alarm: bool) -> dict:
-    """Alarm keywords for `ChannelData.write`: MAJOR/STATE when `alarm`, else none."""
+def severity(alarm: bool) -> dict[str, Any]:
+    """Alarm keywords for `show`: MAJOR/STATE when `alarm`, else none."""
     if alarm:
         return {"severity": AlarmSeverity.MAJOR_ALARM, "status": AlarmStatus.STATE}
     return {"severity": AlarmSeverity.NO_ALARM, "status": AlarmStatus.NO_ALARM}

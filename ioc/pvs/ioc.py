@@ -38,6 +38,7 @@ from .current import CurrentPVs
 from .errors import ErrorPVs
 from .fields import fill_record_fields, severity, update, write_text
 from .last import LastPVs
+from .posting import show
 from .queue import QueuePVs
 from .streams import EventType, StreamPVs
 from .submit import SubmitPVs
@@ -141,7 +142,7 @@ class BlueskyIOC(PVGroup):
 
     async def _state_shown(self, report: ShownState) -> None:
         if self.worker.state.value != report.state:
-            await self.worker.state.write(report.state)
+            await show(self.worker.state, report.state)
             await self.streams.post_event(EventType.STATE_CHANGED)
 
     async def _task_submitted(self, report: TaskSubmitted) -> None:

@@ -7,6 +7,7 @@ from caproto.server import PVGroup
 
 from ..models import TaskOutcome, TaskResult, json_list, to_json
 from .fields import JSON_BYTES, double, enum, string, text, update, update_text, write_text
+from .posting import show
 
 SEVERITY = {
     TaskResult.FAILED: AlarmSeverity.MAJOR_ALARM,
@@ -36,8 +37,8 @@ class LastPVs(PVGroup):
         await update(self.plan, task.name)
         await update(self.correlation_id, task.correlation_id)
         await update_text(self.run_uids, to_json(list(outcome.run_uids)))
-        await self.duration.write(outcome.duration)
+        await show(self.duration, outcome.duration)
         severity = SEVERITY.get(outcome.result, AlarmSeverity.NO_ALARM)
         status = AlarmStatus.STATE if severity else AlarmStatus.NO_ALARM
-        await self.result.write(outcome.result, severity=severity, status=status)
-        await self.task_id.write(task.task_id)  # last: seeing it change means the rest is set
+        await show(self.result, outcome.result, severity=severity, status=status)
+        await show(self.task_id, task.task_id)  # last: seeing it change means the rest is set

@@ -13,6 +13,7 @@ from ..errors import RequestError
 from ..models import Task, TaskOutcome, TaskResult, describe_exception
 from .circuit import updates_sent
 from .fields import Refused, TextChannel, decode_write, enum, string, text, write_text
+from .posting import show
 from .writers import write_accepted, writer
 
 REQUEST_BYTES = 65536  # the contract asks >= 16384 characters
@@ -87,8 +88,8 @@ class SubmitPVs(PVGroup):
         held = not ioc.service.queue.enabled
         # Before any await (the task may even have ended already: the future is then done).
         ended = ioc.view.task_end(task.task_id) if wait else None
-        await self.task_id.write(task.task_id)
-        await self.status.write(SubmitStatus.ACCEPTED)
+        await show(self.task_id, task.task_id)
+        await show(self.status, SubmitStatus.ACCEPTED)
         await write_text(self.message, f"accepted as task {task.task_id}" + (HELD if held else ""))
         await ioc.bridge.settled()
         write_accepted()  # a RUN put's completion waits for the task: the write is logged now
@@ -96,7 +97,7 @@ class SubmitPVs(PVGroup):
 
     async def refuse(self, command: str, error: Exception) -> NoReturn:
         """Record why the request written to `command` was refused; raise `Refused`."""
-        await self.status.write(SubmitStatus.REJECTED)
+        await show(self.status, SubmitStatus.REJECTED)
         await write_text(self.message, str(error))
         await self.parent.record_error(f"{command}: {type(error).__name__}: {error}")
         raise Refused(error) from None

@@ -10,6 +10,7 @@ from caproto.server import PVGroup
 
 from ..models import WorkerState, to_json
 from .fields import JSON_BYTES, enum, long, string, text, update, update_text
+from .posting import show
 
 
 class Busy(StrEnum):
@@ -57,4 +58,4 @@ class WorkerPVs(PVGroup):
     @heartbeat.scan(period=1.0)
     async def heartbeat(self, instance, async_lib) -> None:
         """Count seconds of life."""
-        await instance.write(instance.value + 1)
+        await show(instance, instance.value + 1)
