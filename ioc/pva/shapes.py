@@ -34,11 +34,21 @@ class Shape:
 
     def fields(self, channel: ChannelData) -> dict[str, Any]:
         """The fields particular to this form (`value`, `display`...)."""
+        return {**self.changing(channel), "display": {"description": description(channel)}}
+
+    def changing(self, channel: ChannelData) -> dict[str, Any]:
+        """The fields that follow the channel's value (`value`)."""
         raise NotImplementedError
 
     def value(self, channel: ChannelData) -> Value:
         """The whole p4p value `channel` holds now."""
         return Value(self.type, {**self.fields(channel), **alarm_and_time(channel)})
+
+    def update(self, channel: ChannelData) -> Value:
+        """Only what a change of the channel's value changes: the value, alarm and time
+        stamp (p4p keeps the other fields of a `SharedPV` as they were).
+        """
+        return Value(self.type, {**self.changing(channel), **alarm_and_time(channel)})
 
 
 class Number(Shape):
@@ -46,6 +56,10 @@ class Number(Shape):
 
     def __init__(self, code: str) -> None:
         self.type = NTScalar.buildType(code, display=True, control=True, form=True)
+
+    def changing(self, channel: ChannelData) -> dict[str, Any]:
+        """The number."""
+        return {"value": channel.value}
 
     def fields(self, channel: ChannelData) -> dict[str, Any]:
         """The value with `display` (units, precision, limits) and `control` limits."""
@@ -65,9 +79,9 @@ class Text(Shape):
 
     type = NTScalar.buildType("s", display=True)
 
-    def fields(self, channel: ChannelData) -> dict[str, Any]:
+    def changing(self, channel: ChannelData) -> dict[str, Any]:
         """The text (UTF-8 decoded)."""
-        return {"value": value_text(channel, channel.value), "display": {"description": description(channel)}}
+        return {"value": value_text(channel, channel.value)}
 
 
 class Texts(Shape):
@@ -75,10 +89,9 @@ class Texts(Shape):
 
     type = NTScalar.buildType("as", display=True)
 
-    def fields(self, channel: ChannelData) -> dict[str, Any]:
+    def changing(self, channel: ChannelData) -> dict[str, Any]:
         """The entries (none for the CA face's `[""]`)."""
-        items = [] if channel.value == [""] else list(channel.value)
-        return {"value": items, "display": {"description": description(channel)}}
+        return {"value": [] if channel.value == [""] else list(channel.value)}
 
 
 class Choice(Shape):
@@ -86,11 +99,11 @@ class Choice(Shape):
 
     type = NTEnum.buildType(display=True)
 
-    def fields(self, channel: ChannelData) -> dict[str, Any]:
-        """The state's index among the choices."""
+    def changing(self, channel: ChannelData) -> dict[str, Any]:
+        """The state's index among the choices, and the choices."""
         choices = [str(state) for state in channel.enum_strings]
         index = choices.index(str(channel.value)) if str(channel.value) in choices else 0
-        return {"value": {"index": index, "choices": choices}, "display": {"description": description(channel)}}
+        return {"value": {"index": index, "choices": choices}}
 
 
 class Table(Shape):
@@ -101,15 +114,16 @@ class Table(Shape):
         self.type = NTTable([(column.label, column.code) for column in columns]).type
 
     def fields(self, channel: ChannelData) -> dict[str, Any]:
+        """The rows, with the column labels and the description."""
+        labels = [column.label for column in self.columns]
+        return {**self.changing(channel), "labels": labels, "descriptor": description(channel)}
+
+    def changing(self, channel: ChannelData) -> dict[str, Any]:
         """Every column, empty ones too (p4p's `NTTable.wrap` leaves those out, and a post
         without them would keep the previous rows).
         """
         table = rows(self.columns, value_text(channel, channel.value))
-        return {
-            "labels": [column.label for column in self.columns],
-            "value": {column.label: [row[column.label] for row in table] for column in self.columns},
-            "descriptor": description(channel),
-        }
+        return {"value": {column.label: [row[column.label] for row in table] for column in self.columns}}
 
 
 def shape_of(name: str, channel: ChannelData) -> Shape:

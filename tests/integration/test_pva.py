@@ -18,6 +18,7 @@ from tests.integration.harness import (
     ca_bin,
     ca_read,
     ca_read_text,
+    ca_read_value,
     process_env,
     run_ca,
     wait_for,
@@ -246,3 +247,27 @@ def _json_objects(lines: list[str], pvname: str) -> list[dict]:
                 text = match.group(1)
                 found.append(json.loads(json.loads(text) if text.startswith('"') else text))
     return found
+
+
+def test_a_pv_changed_while_no_pvaccess_client_watched_reads_as_channel_access_shows_it(ioc, ca_context):
+    """A PV is served over pvAccess only while a client is connected (it is then opened with
+    what the channel holds): the changes made in between are not lost.
+    """
+    names = ("LAST:TASK_ID", "LAST:DURATION", "HISTORY", "LAST:RESULT")
+    first = Context("pva", nt=False)
+    before = first.get([ioc.pv(name) for name in names], timeout=5)
+    first.close()  # the last client of these PVs goes
+    done = run_ca("caput", "-c", "-w", "30", "-S", ioc.pv("RUN"),
+                  request("count", detectors=["det1"], num=1), timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    task_id = ca_read_text(ca_context, ioc.pv("LAST:TASK_ID"))
+    second = Context("pva", nt=False)
+    try:
+        after = second.get([ioc.pv(name) for name in names], timeout=5)
+    finally:
+        second.close()
+    assert before[0].value != task_id and after[0].value == task_id
+    assert after[1].value == pytest.approx(ca_read_value(ca_context, ioc.pv("LAST:DURATION")))
+    assert after[2].value.task_id[0] == task_id
+    assert after[3].value.index == 1  # Success
+    assert after[0].timeStamp.secondsPastEpoch >= before[0].timeStamp.secondsPastEpoch
