@@ -27,7 +27,8 @@ STREAM_INTERVAL = 0.1  # seconds: a fast stream posts at most 10 updates a secon
 class LoopBridge:
     """A service listener that never blocks its caller: reports are queued and applied to
     the PVs by one task, in arrival order; the loop is woken (`call_soon_threadsafe`) once
-    per batch of reports that arrived while it was busy, not once per report. Fast
+    per batch of reports that arrived while it was busy, not once per report, and the PVs
+    that sum up all reports (`STATUS`, `ERROR:*`) are written once per batch. Fast
     streams are posted at a bounded rate, keeping only their latest update.
     """
 
@@ -50,8 +51,12 @@ class LoopBridge:
             with self._lock:
                 batch, self._woken = list(self._pending), False
                 self._pending.clear()
+            applied = False  # reports applied since the summary PVs were last written
             for update in batch:
                 if isinstance(update, asyncio.Future):
+                    if applied:
+                        await self._summarize()
+                        applied = False
                     update.set_result(None)
                     continue
                 apply, args = update
@@ -59,6 +64,16 @@ class LoopBridge:
                     await apply(*args)
                 except Exception:  # one bad update must not stop the PVs from moving
                     log.exception("could not show %s%r", apply.__name__, args)
+                applied = True
+            if applied:
+                await self._summarize()
+
+    async def _summarize(self) -> None:
+        """Write the PVs that sum up every report (`ERROR:*`, `STATUS`), once per batch."""
+        try:
+            await self._ioc.summarize()
+        except Exception:
+            log.exception("could not show the status")
 
     async def settled(self) -> None:
         """Return once every report posted before this call has been applied (held-back

@@ -88,10 +88,13 @@ class BlueskyIOC(PVGroup):
 
     async def show(self, report: Report) -> None:
         """Apply one report of the service (in order, on the server's loop): to the view,
-        then to the PVs it changes.
+        then to the PVs it changes (`summarize` writes the PVs that sum up all reports).
         """
         self.view.apply(report)
         await self._handlers[type(report)](report)
+
+    async def summarize(self) -> None:
+        """Write the error latch (`ERROR:*`) and `STATUS` as the view has them now."""
         await self.errors.show(self.view.errors)
         await self.refresh_status()
 
@@ -111,6 +114,7 @@ class BlueskyIOC(PVGroup):
         queue = self.service.queue
         await self.show(QueueChanged(queue.snapshot(), queue.enabled, queue.held_by))
         await self.show(ShownState(self.service.state))
+        await self.summarize()
         await self.bus.show(self.service.bus_health)
         await self.last.show_history(self.view.newest_first())
         if self.view.last is not None:
@@ -119,14 +123,12 @@ class BlueskyIOC(PVGroup):
     async def record_error(self, message: str) -> None:
         """Show a refused request or command (`<what>: <Type>: <message>`) as the latest error."""
         self.view.errors.record(message)
-        await self.errors.show(self.view.errors)
-        await self.refresh_status()
+        await self.summarize()
 
     async def acknowledge(self) -> None:
         """`ERROR:CLEAR`: the active failure is acknowledged."""
         self.view.errors.clear()
-        await self.errors.show(self.view.errors)
-        await self.refresh_status()
+        await self.summarize()
 
     async def refresh_status(self) -> None:
         """Write the one-line `STATUS` the view composes, if it changed."""
@@ -190,8 +192,7 @@ class BlueskyIOC(PVGroup):
     async def _task_finished(self, report: TaskFinished) -> None:
         # Everything a client may read on seeing LAST:TASK_ID or BUSY change is set first.
         outcome = report.outcome
-        await self.errors.show(self.view.errors)
-        await self.refresh_status()
+        await self.summarize()
         await self.last.show_history(self.view.newest_first())
         await self.current.show_task(None)
         await self.streams.show_progress({})  # no status is waited on any more

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from caproto import AlarmSeverity, AlarmStatus, ChannelData, SubscriptionType
+from caproto import AlarmSeverity, AlarmStatus, ChannelData, ChannelEnum, SubscriptionType
 from caproto._dbr import TimeStamp
 
 EPICS_EPOCH = 631_152_000  # 1990-01-01 UTC in UNIX seconds
@@ -40,7 +40,7 @@ async def show(
         await channel.write(value, verify_value=False, severity=severity, status=status)
         return
     value = channel.preprocess_value(value)
-    await channel.update_fields(value)  # fields that follow the value (RVAL of bi/mbbi)
+    await _follow(channel, value)
     channel._data["value"] = value
     channel._data["timestamp"] = epics_now()
     alarm = channel.alarm
@@ -52,3 +52,15 @@ async def show(
     await channel.publish(VALUE_EVENT)
     if changed:  # `.SEVR`, `.STAT` and the other channels that share this alarm
         await alarm.publish(SubscriptionType.DBE_ALARM | VALUE_EVENT, except_for=(channel,))
+
+
+async def _follow(channel: ChannelData, value: Any) -> None:
+    """Update the record fields that follow the value: the raw value (`.RVAL`) of a
+    `bi`/`mbbi` (caproto's `update_fields` does it with a full write of the field).
+    """
+    fields = getattr(channel, "field_inst", None)
+    raw_value = getattr(fields, "raw_value", None)
+    if isinstance(channel, ChannelEnum) and raw_value is not None:
+        raw = channel.get_raw_value(value)
+        if raw is not None and raw != raw_value.value:
+            await show(raw_value, raw)
