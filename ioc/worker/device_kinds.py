@@ -5,6 +5,8 @@
 raises `ReadOnlyError`, so the protocol check passes them. They are no `Movable` here.
 """
 
+import functools
+
 import bluesky.protocols as bp
 from ophyd.signal import EpicsSignalBase, EpicsSignalRO, Signal
 
@@ -28,4 +30,17 @@ def _needs_writing(kind: type) -> bool:
 
 def is_kind(device: object, kind: type) -> bool:
     """Whether `device` is a `kind`, a read-only signal never being a `Movable`."""
-    return isinstance(device, kind) and not (_needs_writing(kind) and is_read_only(device))
+    return _is_instance(device, kind) and not (_needs_writing(kind) and is_read_only(device))
+
+
+def _is_instance(device: object, kind: type) -> bool:
+    """`isinstance(device, kind)`, known once per device and kind: a protocol's
+    `isinstance` inspects the whole class each time (device classes do not change).
+    """
+    try:
+        return _cached_isinstance(device, kind)
+    except TypeError:  # an unhashable object
+        return isinstance(device, kind)
+
+
+_cached_isinstance = functools.lru_cache(maxsize=4096)(isinstance)
