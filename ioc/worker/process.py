@@ -8,6 +8,7 @@ document callbacks (which send and return); the control thread carries out comma
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 import pickle
@@ -197,6 +198,9 @@ def main(command_fd: int, report_fd: int) -> int:
         return 1
     run_engine, context, suspenders = loaded
     run_engine.md["scan_id"] = start.scan_id  # numbering goes on across restarts
+    # The libraries, devices and plans loaded live as long as the process: out of the
+    # garbage collector's full passes, which every task's documents otherwise trigger.
+    gc.freeze()
     serve(link, run_engine, context, suspenders)
     link.close()
     return 0
