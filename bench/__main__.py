@@ -39,6 +39,7 @@ import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -185,7 +186,7 @@ class Runner:
             monitors.close()
 
     def task_pass(self, name: str, ioc: Any, benchmarks: list[str],
-                  then: Any = lambda client: None) -> None:
+                  then: Callable[[common.TaskClient], None] = lambda client: None) -> None:
         """roundtrip, throughput, streaming on `ioc` with long-lived clients, each
         interleaved with the bare RunEngine; then `then(client)`. Keys and labels of the
         pass "pva" get PVA_PREFIX and "pva on: "."""
@@ -217,11 +218,13 @@ class Runner:
             if pyepics is not None:
                 pyepics.close()
             client.close()
+        notes = roundtrip.describe(figures) + streaming.describe(figures)
         if name == "pva":
             for f in figures:
                 f.key, f.label = PVA_PREFIX + f.key, f"pva on: {f.label}"
+            notes = [line if line.startswith(" ") else f"pva on: {line}" for line in notes]
         self.figures += figures
-        self.notes += roundtrip.describe(figures) + streaming.describe(figures)
+        self.notes += notes
 
     def ca_tools(self, session: common.Session, ioc: Any) -> None:
         """catime (alternating) and acctst's first block on `ioc` and on a softIoc."""
