@@ -74,7 +74,7 @@ KEYS = (*PASS_KEYS, *(PVA_PREFIX + key for key in PASS_KEYS), "pva_roundtrip_pvp
         "bus_scan_duration", "bus_scan_wall")
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
-FULL = {"n": 20, "warmup": 5, "tasks": 100, "rounds": 20, "scan_points": 200,
+FULL = {"n": 20, "warmup": 5, "tasks": 100, "rounds": 10, "scan_points": 200,
         "scan_pairs": 20, "count_points": 10000, "count_pairs": 3, "idle_seconds": 30.0,
         "launches": 3, "catime_channels": 1000, "catime_rounds": 3, "acctst_cap": 900.0}
 QUICK = {"n": 3, "warmup": 1, "tasks": 10, "rounds": 2, "scan_points": 20,
