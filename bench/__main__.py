@@ -7,15 +7,24 @@ Benchmarks (names for --only):
   roundtrip   count([det1], num=1) through RUN with put-completion (pyepics/libca and
               caproto clients) and through SUBMIT + LAST:TASK_ID monitor
   throughput  100 tasks submitted back to back until the last is done
-  streaming   scan of 200 points and count of 10,000 points, run store on, 50 monitors
-              held by a second process
-  idle        CPU % over 30 s idle, VmRSS after start and after the other benchmarks
+  streaming   scan of 200 points and count of 10,000 points, run store on, 50 CA
+              monitors held by a second process
+  idle        CPU % over 30 s idle and VmRSS after start and after the other
+              benchmarks, of the IOC and of its worker process
   start       launch -> HEARTBEAT answers, launch -> first count through RUN done
+  catime      EPICS base's catime on the IOC and on a softIoc, alternating
+  acctst      EPICS base's acctst until its first block has ended, softIoc and ours
   bus         the round trip and the 200-point scan on an IOC with --stomp to a local
               ActiveMQ vs. one without (needs Debian's activemq; skipped, with a note,
               without it)
-  pva         the same on an IOC serving pvAccess (7 pvAccess monitors held) vs. one with
-              --no-pva; and RUN written over pvAccess vs. over CA
+
+roundtrip, throughput and streaming run in two passes (names for --only, too; both
+when neither is named):
+
+  ca          on an IOC started with --no-pva (Channel Access only)
+  pva         on an IOC serving pvAccess too (the default), 20 pvAccess monitors held
+              by the bench process; keys pva_on_<key>, plus RUN written over pvAccess.
+              idle, catime and acctst run on this IOC.
 
 Starts one caRepeater and the IOCs itself (loopback, free ports, random prefixes,
 ``--continue-on-error --state-dir <tmp>``) and stops them at the end. The IOC side and
@@ -30,12 +39,14 @@ import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from bench import (  # noqa: E402
     bus,
+    ca_tools,
     common,  # first: loopback env before caproto/epics
     pva,
     roundtrip,
@@ -45,22 +56,30 @@ from bench import (  # noqa: E402
 from bench.common import Figure  # noqa: E402
 from bench.peers.runner import format_table, run_peers  # noqa: E402
 
-NAMES = ("roundtrip", "throughput", "streaming", "idle", "start", "bus", "pva")
+BENCHMARKS = ("roundtrip", "throughput", "streaming", "idle", "start", "catime", "acctst",
+              "bus")
+PASSES = ("ca", "pva")
+NAMES = BENCHMARKS + PASSES
+TASK_BENCHMARKS = ("roundtrip", "throughput", "streaming")  # run in each pass
+PVA_PREFIX = "pva_on_"  # the keys of the pass with pvAccess on
+#: The figures of one pass, in table order.
+PASS_KEYS = ("roundtrip_run_pyepics", "roundtrip_run_caproto", "roundtrip_submit_monitor",
+             "throughput", "streaming_scan_duration", "streaming_scan_wall",
+             "streaming_count_duration", "streaming_count_wall")
 #: Every figure of a full run, in table order (the keys of "results" in the JSON).
-KEYS = ("roundtrip_run_pyepics", "roundtrip_run_caproto", "roundtrip_submit_monitor",
-        "throughput", "streaming_scan_duration", "streaming_scan_wall",
-        "streaming_count_duration", "streaming_count_wall", "idle_cpu", "rss_idle",
-        "rss_after_streaming", "start_first_pv", "start_ready", "bus_roundtrip",
-        "bus_scan_duration", "bus_scan_wall", "pva_roundtrip", "pva_scan_duration",
-        "pva_scan_wall", "pva_roundtrip_pvput")
+KEYS = (*PASS_KEYS, *(PVA_PREFIX + key for key in PASS_KEYS), "pva_roundtrip_pvput",
+        "catime_connect", "catime_sync_get", "catime_async_put", "acctst_first_block",
+        "idle_cpu_ioc", "idle_cpu_worker", "rss_idle_ioc", "rss_idle_worker", "rss_after_ioc",
+        "rss_after_worker", "start_first_pv", "start_ready", "bus_roundtrip",
+        "bus_scan_duration", "bus_scan_wall")
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 
-FULL = {"n": 20, "warmup": 5, "tasks": 100, "rounds": 20, "scan_points": 200,
-        "scan_pairs": 20, "count_points": 10000, "count_pairs": 5, "idle_seconds": 30.0,
-        "launches": 3}
+FULL = {"n": 20, "warmup": 5, "tasks": 100, "rounds": 10, "scan_points": 200,
+        "scan_pairs": 20, "count_points": 10000, "count_pairs": 3, "idle_seconds": 30.0,
+        "launches": 3, "catime_channels": 1000, "catime_rounds": 3, "acctst_cap": 900.0}
 QUICK = {"n": 3, "warmup": 1, "tasks": 10, "rounds": 2, "scan_points": 20,
-         "scan_pairs": 2, "count_points": 300, "count_pairs": 1, "idle_seconds": 3.0,
-         "launches": 1}
+         "scan_pairs": 2, "count_points": 300, "count_pairs": 1, "idle_seconds": 2.0,
+         "launches": 1, "catime_channels": 100, "catime_rounds": 1, "acctst_cap": 0.0}
 
 
 def log(text: str) -> None:
@@ -78,6 +97,13 @@ class Runner:
         self.errors: dict[str, str] = {}
         self.ioc_logs: list[str] = []
         self.bare_rss: float | None = None
+        self.bare: common.Bare | None = None
+        passes = [name for name in PASSES if name in only]
+        named = [name for name in TASK_BENCHMARKS if name in only]
+        if passes and not named:  # "--only pva": every task benchmark in that pass
+            named = list(TASK_BENCHMARKS)
+        #: The task benchmarks of each pass.
+        self.tasks = {name: named if name in (passes or PASSES) else [] for name in PASSES}
 
     def step(self, name: str, fn: Any, *args: Any) -> Any:
         """Run one benchmark; an exception is recorded and the others go on."""
@@ -95,67 +121,146 @@ class Runner:
     def run(self) -> None:
         with common.Session("bench") as session:
             self.work = session.work
-            if "start" in self.only:
-                out = self.step("start", startup.start, session, self.c["launches"])
-                if out is not None:
-                    figures, self.bare_rss = out
-                    self.figures += figures
-            if set(self.only) & {"idle", "roundtrip", "throughput", "streaming"}:
-                self.main_session(session)
-            for name, side_by_side in (("bus", bus.bus), ("pva", pva.pva)):
-                if name in self.only:
-                    self.side_by_side(name, side_by_side, session)
+            try:
+                self.run_in(session)
+            finally:
+                if self.tasks["ca"] or self.tasks["pva"]:
+                    common.PyepicsRunClient.finalize()
 
-    def side_by_side(self, name: str, measure, session: common.Session) -> None:
-        """Run one side-by-side benchmark (two IOCs alternating) and keep its figures."""
-        c = self.c
-        out = self.step(name, lambda: measure(
-            session, n=c["n"], warmup=c["warmup"], scan_points=c["scan_points"],
-            scan_pairs=c["scan_pairs"]))
-        if out is not None:
-            self.figures += out[0]
-            self.notes += out[1]
+    def run_in(self, session: common.Session) -> None:
+        """start; the CA-only pass; the pass with pvAccess (idle, catime, acctst on its
+        IOC); bus."""
+        if "start" in self.only:
+            out = self.step("start", startup.start, session, self.c["launches"])
+            if out is not None:
+                figures, self.bare_rss = out
+                self.figures += figures
+        if self.tasks["ca"]:
+            ioc = self.start_ioc(session, "--no-pva")
+            self.task_pass("ca", ioc, self.tasks["ca"])
+            session.stop(ioc)
+        if self.tasks["pva"] or set(self.only) & {"idle", "catime", "acctst"}:
+            ioc = self.start_ioc(session)
+            if "idle" in self.only:
+                self.figures += self.step("idle", startup.idle, ioc, self.c["idle_seconds"],
+                                          self.bare_rss) or []
+            if self.tasks["pva"]:
+                self.pva_pass(ioc)
+            if "idle" in self.only:
+                self.figures += startup.rss_after(ioc, self.bare_rss, "the benchmarks")
+            if set(self.only) & {"catime", "acctst"}:
+                self.ca_tools(session, ioc)
+            session.stop(ioc)
+        if "bus" in self.only:
+            c = self.c
+            out = self.step("bus", lambda: bus.bus(
+                session, n=c["n"], warmup=c["warmup"], scan_points=c["scan_points"],
+                scan_pairs=c["scan_pairs"]))
+            if out is not None:
+                self.figures += out[0]
+                self.notes += out[1]
 
-    def main_session(self, session: common.Session) -> None:
-        """One IOC for idle, roundtrip, throughput and streaming, with long-lived clients."""
-        ioc = session.start_ioc()
+    def start_ioc(self, session: common.Session, *args: str) -> Any:
+        ioc = session.start_ioc(*args)
         self.ioc_logs.append(str(ioc.log_path))
-        c = self.c
-        if "idle" in self.only:
-            self.figures += self.step("idle", startup.idle, ioc, c["idle_seconds"],
-                                      self.bare_rss) or []
-        client = common.TaskClient(ioc)
-        bare = common.Bare()
-        pyepics = None
+        return ioc
+
+    def pva_pass(self, ioc: Any) -> None:
+        """The task benchmarks with 20 pvAccess monitors held, then RUN over pvAccess."""
+        monitors = self.step("pvAccess monitors", pva.PvaMonitors, ioc)
+        if monitors is None:
+            return
         try:
-            log("warm-up ...")
+            before = monitors.total()
+
+            def pvput(client: common.TaskClient) -> None:
+                if "roundtrip" in self.tasks["pva"]:
+                    figure = self.step("pvput", pva.pvput_round_trip, monitors.context, client,
+                                       self.c["n"], self.c["warmup"])
+                    self.figures += [figure] if figure is not None else []
+
+            self.task_pass("pva", ioc, self.tasks["pva"], then=pvput)
+            self.notes.append(f"pva on: the {len(pva.MONITORED)} pvAccess monitors received "
+                              f"{monitors.total() - before} updates in that pass")
+        finally:
+            monitors.close()
+
+    def task_pass(self, name: str, ioc: Any, benchmarks: list[str],
+                  then: Callable[[common.TaskClient], None] = lambda client: None) -> None:
+        """roundtrip, throughput, streaming on `ioc` with long-lived clients, each
+        interleaved with the bare RunEngine; then `then(client)`. Keys and labels of the
+        pass "pva" get PVA_PREFIX and "pva on: "."""
+        c = self.c
+        if self.bare is None:
+            self.bare = common.Bare()
+        bare = self.bare
+        client = common.TaskClient(ioc)
+        pyepics = None
+        figures: list[Figure] = []
+        try:
+            log(f"pass {name}: warm-up ...")
             roundtrip.warm_up(client, bare, c["warmup"])
-            if "roundtrip" in self.only:
+            if "roundtrip" in benchmarks:
                 pyepics = common.PyepicsRunClient(ioc)
-                figures = self.step("roundtrip", roundtrip.roundtrip, client, pyepics, bare,
-                                    c["n"], c["warmup"]) or []
-                self.figures += figures
-                self.notes += roundtrip.describe(figures)
-            if "throughput" in self.only:
-                figures = self.step("throughput", roundtrip.throughput, client, bare,
-                                    c["tasks"], c["rounds"]) or []
-                self.figures += figures
-                self.notes += roundtrip.describe(figures)
-            if "streaming" in self.only:
-                figures = self.step(
-                    "streaming", lambda: streaming.streaming(
-                        client, bare, session.work, scan_points=c["scan_points"],
+                figures += self.step(f"{name} roundtrip", roundtrip.roundtrip, client, pyepics,
+                                     bare, c["n"], c["warmup"]) or []
+            if "throughput" in benchmarks:
+                figures += self.step(f"{name} throughput", roundtrip.throughput, client, bare,
+                                     c["tasks"], c["rounds"]) or []
+            if "streaming" in benchmarks:
+                figures += self.step(
+                    f"{name} streaming", lambda: streaming.streaming(
+                        client, bare, self.work, scan_points=c["scan_points"],
                         scan_pairs=c["scan_pairs"], count_points=c["count_points"],
                         count_pairs=c["count_pairs"])) or []
-                self.figures += figures
-                self.notes += streaming.describe(figures)
-            if "idle" in self.only:
-                what = "streaming" if "streaming" in self.only else "the other benchmarks"
-                self.figures.append(startup.rss_after(ioc, self.bare_rss, what))
+            then(client)
         finally:
             if pyepics is not None:
                 pyepics.close()
             client.close()
+        notes = roundtrip.describe(figures) + streaming.describe(figures)
+        if name == "pva":
+            for f in figures:
+                f.key, f.label = PVA_PREFIX + f.key, f"pva on: {f.label}"
+            notes = [line if line.startswith(" ") else f"pva on: {line}" for line in notes]
+        self.figures += figures
+        self.notes += notes
+
+    def ca_tools(self, session: common.Session, ioc: Any) -> None:
+        """catime (alternating) and acctst's first block on `ioc` and on a softIoc."""
+        c = self.c
+        out = self.step("softIoc", ca_tools.start_softioc, session)
+        if out is None:
+            return
+        soft, prefix, env = out
+        try:
+            if "catime" in self.only:
+                self.figures += self.step(
+                    "catime", lambda: ca_tools.compare_catime(
+                        ioc.prefix, prefix, env, channels=c["catime_channels"],
+                        rounds=c["catime_rounds"])) or []
+            if "acctst" in self.only:
+                if c["acctst_cap"] <= 0:
+                    self.notes.append("acctst: not run (--acctst-cap 0; its first block is "
+                                      "10,000 fixed cycles, ~17 s on a softIoc)")
+                else:
+                    figures = self.step("acctst", lambda: ca_tools.compare_acctst(
+                        ioc.prefix, prefix, env, cap=c["acctst_cap"])) or []
+                    self.figures += figures
+                    self.notes += [f"acctst: ours hit the cap of {f.extra['cap_s']:g} s "
+                                   "(--acctst-cap)" for f in figures if f.capped]
+        finally:
+            session.stop(soft)
+
+    def compare_passes(self) -> None:
+        """Notes: each figure with pvAccess on / the same with --no-pva (not interleaved:
+        the passes ran one after the other)."""
+        by_key = {f.key: f for f in self.figures}
+        pairs = [(by_key[PVA_PREFIX + key], by_key[key]) for key in PASS_KEYS
+                 if key in by_key and PVA_PREFIX + key in by_key]
+        if pairs:
+            self.notes.append("pva on / --no-pva (passes one after the other): " + ", ".join(
+                f"{off.key} {on.ours / off.ours:.2f}x" for on, off in pairs if off.ours))
 
 
 def versions() -> dict[str, str]:
@@ -172,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="tiny counts (smoke run, < 60 s): " + ", ".join(
+                        help="tiny counts, no bus, no acctst (smoke run, < 90 s): " + ", ".join(
                             f"{k}={v}" for k, v in QUICK.items()))
     parser.add_argument("--json", metavar="PATH", default=str(DEFAULT_JSON),
                         help=f"where to write the figures (default {DEFAULT_JSON})")
@@ -188,12 +293,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     counts = dict(QUICK if args.quick else FULL)
     counts.update({k: getattr(args, k) for k in FULL if getattr(args, k) is not None})
-    only = list(args.only or NAMES)
+    # --quick leaves the bus out unless named (starting ActiveMQ and two IOCs: ~25 s)
+    only = list(args.only or (n for n in NAMES if not (args.quick and n == "bus")))
 
     t0 = time.monotonic()
     load0 = os.getloadavg()
     runner = Runner(only, counts)
     runner.run()
+    runner.compare_passes()
     elapsed = time.monotonic() - t0
 
     order = {key: i for i, key in enumerate(KEYS)}

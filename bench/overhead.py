@@ -3,7 +3,7 @@ and throughput benchmarks of ``python -m bench``, with this script's old options
 
 Run from the repository root::
 
-    .venv/bin/python -m bench.overhead [--n 20] [--tasks 100] [--rounds 20] [--quick]
+    .venv/bin/python -m bench.overhead [--n 20] [--tasks 100] [--rounds 10] [--quick]
                                        [--json PATH]
 
 Same as ``python -m bench --only roundtrip throughput`` (see bench/README.md); the
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, help="timed round trips of each kind (20)")
     parser.add_argument("--tasks", type=int, help="tasks per throughput round (100)")
-    parser.add_argument("--rounds", type=int, help="throughput rounds of each kind (20)")
+    parser.add_argument("--rounds", type=int, help="throughput rounds of each kind (10)")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny counts")
     parser.add_argument("--json", metavar="PATH", default=str(DEFAULT_JSON),
                         help=f"where to write the figures (default {DEFAULT_JSON})")

@@ -1,77 +1,76 @@
-"""Benchmark 6: what pvAccess costs. Two IOCs side by side (``bench.side_by_side``): one
-serving pvAccess (the default) with a pvAccess client monitoring what an operator screen
-shows (``STATE``, ``STATUS``, ``EVENT``, ``DOCUMENT``, ``CURRENT:PROGRESS``, ``QUEUE``,
-``HISTORY``), one with ``--no-pva``, each on ports of its own. Also the round trip with
-``RUN`` written by a pvAccess client (p4p, put with completion) on the first IOC."""
+"""What an operator screen on pvAccess holds while the benchmarks run: 20 pvAccess
+monitors (p4p, in the bench process) on distinct PVs of the IOC, counting updates; and
+the round trip with ``RUN`` written over pvAccess (p4p put with completion) vs. over CA."""
 from __future__ import annotations
 
-import os  # noqa: E402
 import statistics  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-from bench import common, side_by_side  # first: loopback env before caproto/epics
+from bench import common  # first: loopback env before caproto/epics/p4p
 from bench.common import Figure, TaskClient  # noqa: E402
 from bench.roundtrip import COUNT1  # noqa: E402
 from tests.integration import harness  # noqa: E402
 
-MONITORED = ("STATE", "STATUS", "EVENT", "DOCUMENT", "CURRENT:PROGRESS", "QUEUE", "HISTORY")
+#: 20 distinct PVs a Phoebus/PyDM operator screen shows.
+MONITORED = ("STATE", "STATUS", "BUSY", "EVENT", "DOCUMENT", "CURRENT:PROGRESS",
+             "CURRENT:PLAN", "CURRENT:TASK_ID", "CURRENT:ELAPSED", "CURRENT:SCAN_ID", "QUEUE",
+             "QUEUE:COUNT", "HISTORY", "LAST:TASK_ID", "LAST:RESULT", "LAST:DURATION",
+             "LAST:PLAN", "ERROR:ACTIVE", "ERROR:MESSAGE", "HEARTBEAT")
 
 
-def pva(session: common.Session, *, n: int, warmup: int, scan_points: int,
-        scan_pairs: int) -> tuple[list[Figure], list[str]]:
-    """(figures, notes)."""
-    from p4p.client.thread import Context  # after the loopback environment is in place
+class PvaMonitors:
+    """A p4p client context of its own monitoring MONITORED on `ioc` (the session's
+    pvAccess ports, loopback), every update counted; waits until each has sent its first."""
 
-    server_port, repeater_port = harness.session_ports()
-    plain_port = harness.free_port(exclude={server_port, repeater_port})
-    pva_ca_port = harness.free_port(exclude={server_port, repeater_port, plain_port})
-    pva_ports = (harness.free_port(exclude={server_port, repeater_port, plain_port, pva_ca_port}),)
-    pva_ports += (harness.free_port(exclude={server_port, repeater_port, plain_port, pva_ca_port,
-                                             *pva_ports}),)
-    pva_env = harness.pva_env(*pva_ports)
-    # The caproto clients of this process search every IOC's port (read at each search).
-    os.environ["EPICS_CA_ADDR_LIST"] = harness.loopback_addr_list(server_port, plain_port, pva_ca_port)
-    clients: tuple[TaskClient, TaskClient] | None = None
-    context = None
-    subscriptions: list[Any] = []
-    try:
-        plain = session.start_ioc("--no-pva", env=harness.epics_env(plain_port, repeater_port))
-        with_pva = session.start_ioc(env={**harness.epics_env(pva_ca_port, repeater_port), **pva_env})
-        clients = TaskClient(plain), TaskClient(with_pva)
-        conf = {"EPICS_PVA_ADDR_LIST": harness.LOOPBACK, "EPICS_PVA_AUTO_ADDR_LIST": "NO",
-                "EPICS_PVA_SERVER_PORT": pva_env["EPICS_PVA_SERVER_PORT"],
-                "EPICS_PVA_BROADCAST_PORT": pva_env["EPICS_PVA_BROADCAST_PORT"]}
-        context = Context("pva", conf=conf, useenv=False)
-        updates = [0]
+    def __init__(self, ioc: harness.IocProcess) -> None:
+        from p4p.client.thread import Context  # after the loopback env is in os.environ
 
+        self.context = Context("pva")
+        self._lock = threading.Condition()
+        self.updates = dict.fromkeys(MONITORED, 0)
+        self.errors: dict[str, str] = {}
+        try:
+            self.subscriptions = [self.context.monitor(ioc.pv(name), self._counter(name),
+                                                       notify_disconnect=True)
+                                  for name in MONITORED]
+            self._wait_first()
+        except BaseException:
+            self.close()
+            raise
+
+    def _counter(self, name: str) -> Any:
         def count(value: Any) -> None:
-            updates[0] += 1
+            with self._lock:
+                if isinstance(value, Exception):
+                    self.errors[name] = repr(value)
+                else:
+                    self.updates[name] += 1
+                    self.errors.pop(name, None)
+                self._lock.notify_all()
+        return count
 
-        subscriptions = [context.monitor(with_pva.pv(name), count) for name in MONITORED]
-        seen: dict[str, int] = {}
-        comparison = side_by_side.compare(
-            *clients, n=n, warmup=warmup, scan_points=scan_points, scan_pairs=scan_pairs,
-            on_timed=lambda phase: seen.__setitem__(phase, updates[0]))
-        per_scan = (seen["end"] - seen["scans"]) / scan_pairs
-        figures = comparison.figures("pva", "pvAccess", n=n, scan_points=scan_points,
-                                     scan_pairs=scan_pairs, round_trip_target=1.1,
-                                     extra={"pva_updates_per_scan": per_scan})
-        figures.append(_pvput_round_trip(context, clients[1], n, warmup))
-        notes = [f"pva: the 'bare' column is the same IOC with --no-pva; {len(MONITORED)} pvAccess "
-                 f"monitors received {per_scan:.0f} updates per scan",
-                 comparison.cpu_note("pva")]
-        return figures, notes
-    finally:
-        for subscription in subscriptions:
+    def _wait_first(self) -> None:
+        deadline = time.monotonic() + common.TIMEOUT
+        with self._lock:
+            while missing := [n for n, k in self.updates.items() if k == 0]:
+                if (remaining := deadline - time.monotonic()) <= 0:
+                    raise TimeoutError(f"no pvAccess update within {common.TIMEOUT:g} s from "
+                                       f"{missing} (errors: {self.errors})")
+                self._lock.wait(remaining)
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.updates.values())
+
+    def close(self) -> None:
+        for subscription in getattr(self, "subscriptions", ()):
             subscription.close()
-        if context is not None:
-            context.close()
-        for client in clients or ():
-            client.close()
+        self.context.close()
 
 
-def _pvput_round_trip(context: Any, client: TaskClient, n: int, warmup: int) -> Figure:
+def pvput_round_trip(context: Any, client: TaskClient, n: int, warmup: int) -> Figure:
     """``RUN`` written over pvAccess (p4p put, waiting for the completion) vs. over CA, on
     the same IOC, alternating."""
     name = client.ioc.pv("RUN")

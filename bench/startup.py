@@ -16,12 +16,12 @@ START_TIMEOUT = 60.0  # seconds a launch may take to answer / to run the first c
 PROBE_TIMEOUT = 0.02  # one search probe (caproto's sync client resends after half of it)
 
 
-def idle_cpu(pids: list[int], seconds: float) -> float:
-    """CPU % (of one core) the processes used together over `seconds` of wall time."""
-    c0, t0 = sum(map(common.cpu_seconds, pids)), time.monotonic()
+def idle_cpu(pids: list[int], seconds: float) -> list[float]:
+    """CPU % (of one core) each process used over the same `seconds` of wall time."""
+    c0, t0 = [common.cpu_seconds(pid) for pid in pids], time.monotonic()
     time.sleep(seconds)
-    c1, t1 = sum(map(common.cpu_seconds, pids)), time.monotonic()
-    return 100.0 * (c1 - c0) / (t1 - t0)
+    c1, t1 = [common.cpu_seconds(pid) for pid in pids], time.monotonic()
+    return [100.0 * (b - a) / (t1 - t0) for a, b in zip(c0, c1)]
 
 
 def first_answer(proc: Any, pvname: str) -> None:
@@ -76,9 +76,11 @@ def launch_bare(session: common.Session) -> dict[str, float]:
 
 def start(session: common.Session, launches: int) -> tuple[list[Figure], float]:
     """Median over `launches` interleaved IOC / bare launches (after one untimed pair, so
-    that both find the files in the page cache). Also returns the bare VmRSS."""
-    launch_ioc(session, 0)
-    launch_bare(session)
+    that both find the files in the page cache; none with a single launch, as --quick
+    has). Also returns the bare VmRSS."""
+    if launches > 1:
+        launch_ioc(session, 0)
+        launch_bare(session)
     iocs, bares = [], []
     for n in range(1, launches + 1):
         iocs.append(launch_ioc(session, n))
@@ -100,19 +102,23 @@ def start(session: common.Session, launches: int) -> tuple[list[Figure], float]:
 
 
 def idle(ioc: Any, seconds: float, bare_rss: float | None) -> list[Figure]:
-    """CPU % over `seconds` of idle and VmRSS of the running IOC."""
+    """CPU % over `seconds` of idle and VmRSS of the running IOC and of its worker process,
+    each."""
     time.sleep(1.0)  # let start-up settle
-    pids = [ioc.pid, ioc.worker_pid()]
-    cpu = idle_cpu(pids, seconds)
-    return [
-        Figure("idle_cpu", f"idle: IOC + worker CPU over {seconds:g} s", "%", cpu, None,
-               ("<", 1.0), n="1 window"),
-        Figure("rss_idle", "idle: IOC + worker VmRSS after start", "MB",
-               sum(common.rss_mb(pid) for pid in pids), bare_rss, ("<", 200.0)),
-    ]
+    cpu = idle_cpu([ioc.pid, ioc.worker_pid()], seconds)
+    return [Figure(f"idle_cpu_{name}", f"idle: {name} CPU over {seconds:g} s", "%", percent,
+                   None, ("<", 1.0), n="1 window")
+            for name, percent in zip(("ioc", "worker"), cpu)] + rss(ioc, "idle", "after start",
+                                                                   bare_rss)
 
 
-def rss_after(ioc: Any, bare_rss: float | None, what: str) -> Figure:
-    return Figure("rss_after_streaming", f"idle: IOC + worker VmRSS after {what}", "MB",
-                  sum(common.rss_mb(pid) for pid in (ioc.pid, ioc.worker_pid())), bare_rss,
-                  ("<", 200.0))
+def rss_after(ioc: Any, bare_rss: float | None, what: str) -> list[Figure]:
+    return rss(ioc, "after", f"after {what}", bare_rss)
+
+
+def rss(ioc: Any, key: str, when: str, bare_rss: float | None) -> list[Figure]:
+    """``rss_<key>_ioc``, ``rss_<key>_worker``: VmRSS of each process (bare: a fresh
+    Python that built the devices and ran one count)."""
+    return [Figure(f"rss_{key}_{name}", f"idle: {name} VmRSS {when}", "MB", common.rss_mb(pid),
+                   bare_rss, ("<", 200.0))
+            for name, pid in (("ioc", ioc.pid), ("worker", ioc.worker_pid()))]
