@@ -55,6 +55,7 @@ from bench import (  # noqa: E402
 )
 from bench.common import Figure  # noqa: E402
 from bench.peers.runner import format_table, run_peers  # noqa: E402
+from bench.pva_monitor_proc import MONITORED  # noqa: E402
 
 BENCHMARKS = ("roundtrip", "throughput", "streaming", "idle", "start", "catime", "acctst",
               "bus")
@@ -167,7 +168,7 @@ class Runner:
 
     def pva_pass(self, ioc: Any) -> None:
         """The task benchmarks with 20 pvAccess monitors held, then RUN over pvAccess."""
-        monitors = self.step("pvAccess monitors", pva.PvaMonitors, ioc)
+        monitors = self.step("pvAccess monitors", pva.PvaMonitors, ioc, self.work)
         if monitors is None:
             return
         try:
@@ -175,12 +176,12 @@ class Runner:
 
             def pvput(client: common.TaskClient) -> None:
                 if "roundtrip" in self.tasks["pva"]:
-                    figure = self.step("pvput", pva.pvput_round_trip, monitors.context, client,
-                                       self.c["n"], self.c["warmup"])
+                    figure = self.step("pvput", pva.pvput_round_trip, client, self.c["n"],
+                                       self.c["warmup"])
                     self.figures += [figure] if figure is not None else []
 
             self.task_pass("pva", ioc, self.tasks["pva"], then=pvput)
-            self.notes.append(f"pva on: the {len(pva.MONITORED)} pvAccess monitors received "
+            self.notes.append(f"pva on: the {len(MONITORED)} pvAccess monitors received "
                               f"{monitors.total() - before} updates in that pass")
         finally:
             monitors.close()
