@@ -359,7 +359,10 @@ def finite(value: Any) -> Any:
     return value
 
 
-def json_list(items: Iterable[Task | TaskOutcome]) -> str:
+Summarized = Task | TaskOutcome  # what QUEUE and HISTORY list, each by its summary
+
+
+def json_list(items: Iterable[Summarized]) -> str:
     """A JSON array of the summaries of `items`."""
     return "[" + ",".join(item.summary_json for item in items) + "]"
 

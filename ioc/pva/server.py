@@ -82,9 +82,11 @@ class Mirror:
         self.channel = channel
         self.shape = shape
         self.put = puts.put
+        self._alarm: tuple[int, int] | None = None  # (severity, status) posted last
 
     def onFirstConnect(self, pv: SharedPV) -> None:  # noqa: N802 -- p4p's name
         """Open `pv` with what the channel holds now."""
+        self._alarm = self._alarm_now()
         pv.open(self.shape.value(self.channel))
 
     def onLastDisconnect(self, pv: SharedPV) -> None:  # noqa: N802 -- p4p's name
@@ -92,8 +94,14 @@ class Mirror:
         pv.close()
 
     def update(self) -> Value:
-        """The fields that change with the channel's value (the rest stay as opened)."""
-        return self.shape.update(self.channel)
+        """The fields that change with the channel's value (the rest stay as opened),
+        the alarm only when it changed.
+        """
+        alarm, self._alarm = self._alarm, self._alarm_now()
+        return self.shape.update(self.channel, alarm=alarm != self._alarm)
+
+    def _alarm_now(self) -> tuple[int, int]:
+        return int(self.channel.alarm.severity), int(self.channel.alarm.status)
 
 
 def _posting(publish: Publish, pv: SharedPV, mirror: Mirror) -> Publish:

@@ -4,10 +4,10 @@ value, alarm and time stamp as one p4p `Value`, all derived from the caproto cha
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from caproto import (
-    AlarmSeverity,
     AlarmStatus,
     ChannelChar,
     ChannelData,
@@ -20,8 +20,9 @@ from p4p import Type, Value
 from p4p.nt import NTEnum, NTScalar, NTTable
 
 from ..pvs.fields import StringArray
+from ..pvs.posting import EPICS_EPOCH
 from ..pvs.writers import value_text
-from .tables import TABLES, Column, rows
+from .tables import TABLES, Column, RowCache, rows
 
 # pvAccess alarm status codes (alarm_t.status)
 NO_STATUS, RECORD_STATUS, UNDEFINED_STATUS = 0, 3, 6
@@ -44,11 +45,14 @@ class Shape:
         """The whole p4p value `channel` holds now."""
         return Value(self.type, {**self.fields(channel), **alarm_and_time(channel)})
 
-    def update(self, channel: ChannelData) -> Value:
-        """Only what a change of the channel's value changes: the value, alarm and time
-        stamp (p4p keeps the other fields of a `SharedPV` as they were).
+    def update(self, channel: ChannelData, *, alarm: bool) -> Value:
+        """Only what a change of the channel's value changes: the value, the time stamp
+        and (`alarm`) the alarm; p4p keeps the other fields of a `SharedPV` as they were.
         """
-        return Value(self.type, {**self.changing(channel), **alarm_and_time(channel)})
+        fields = {**self.changing(channel), "timeStamp": time_stamp_of(channel)}
+        if alarm:
+            fields["alarm"] = alarm_of(channel)
+        return Value(self.type, fields)
 
 
 class Number(Shape):
@@ -112,6 +116,7 @@ class Table(Shape):
     def __init__(self, columns: tuple[Column, ...]) -> None:
         self.columns = columns
         self.type = NTTable([(column.label, column.code) for column in columns]).type
+        self._cache = RowCache(columns)
 
     def fields(self, channel: ChannelData) -> dict[str, Any]:
         """The rows, with the column labels and the description."""
@@ -122,7 +127,11 @@ class Table(Shape):
         """Every column, empty ones too (p4p's `NTTable.wrap` leaves those out, and a post
         without them would keep the previous rows).
         """
-        table = rows(self.columns, value_text(channel, channel.value))
+        listed = getattr(channel, "listed", None)  # the items the CA face wrote, if it kept them
+        if listed is None:
+            table = rows(self.columns, value_text(channel, channel.value))
+        else:
+            table = self._cache.rows(listed)
         return {"value": {column.label: [row[column.label] for row in table] for column in self.columns}}
 
 
@@ -149,19 +158,26 @@ def description(channel: ChannelData) -> str:
 
 
 def alarm_and_time(channel: ChannelData) -> dict[str, Any]:
-    """The `alarm` and `timeStamp` of `channel` as pvAccess structures; the CA status's
-    name goes into `alarm.message` (as QSRV does).
+    """The `alarm` and `timeStamp` of `channel` as pvAccess structures."""
+    return {"alarm": alarm_of(channel), "timeStamp": time_stamp_of(channel)}
+
+
+def alarm_of(channel: ChannelData) -> dict[str, Any]:
+    """The channel's alarm as a pvAccess `alarm_t`; the CA status's name goes into
+    `alarm.message` (as QSRV does).
     """
-    status = AlarmStatus(channel.alarm.status)
+    return _alarm(int(channel.alarm.severity), int(channel.alarm.status))
+
+
+@functools.lru_cache(maxsize=256)
+def _alarm(severity: int, status: int) -> dict[str, Any]:
     if status == AlarmStatus.NO_ALARM:
-        code = NO_STATUS
-    else:
-        code = UNDEFINED_STATUS if status == AlarmStatus.UDF else RECORD_STATUS
-    seconds, fraction = divmod(channel.timestamp, 1.0)
-    return {
-        "alarm": {
-            "severity": int(AlarmSeverity(channel.alarm.severity)), "status": code,
-            "message": "" if code == NO_STATUS else status.name,
-        },
-        "timeStamp": {"secondsPastEpoch": int(seconds), "nanoseconds": int(fraction * 1e9)},
-    }  # fmt: skip
+        return {"severity": severity, "status": NO_STATUS, "message": ""}
+    code = UNDEFINED_STATUS if status == AlarmStatus.UDF else RECORD_STATUS
+    return {"severity": severity, "status": code, "message": AlarmStatus(status).name}
+
+
+def time_stamp_of(channel: ChannelData) -> dict[str, int]:
+    """The channel's time stamp as a pvAccess `time_t` (POSIX seconds, nanoseconds)."""
+    stamp = channel.epics_timestamp
+    return {"secondsPastEpoch": stamp.secondsSinceEpoch + EPICS_EPOCH, "nanoseconds": stamp.nanoSeconds}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..models import to_json
+from ..models import Summarized, to_json
 
 Item = dict[str, Any]
 
@@ -68,6 +68,27 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "SUSPENDERS": (text("name"), text("signal"), text("kind"), flag("tripped", False)),
 }
 """The tables, by PV name without the prefix."""
+
+
+class RowCache:
+    """The rows of the items a table showed last, by item: an item listed again (a task
+    still pending, an outcome still in the history) keeps its row.
+    """
+
+    def __init__(self, columns: tuple[Column, ...]) -> None:
+        self.columns = columns
+        self._rows: dict[int, tuple[Summarized, dict[str, Any]]] = {}  # id -> (item, row)
+
+    def rows(self, items: tuple[Summarized, ...]) -> list[dict[str, Any]]:
+        """One row per item, from its summary (decoded once per item)."""
+        known, self._rows = self._rows, {}
+        for item in items:
+            entry = known.get(id(item))
+            if entry is None or entry[0] is not item:
+                summary = json.loads(item.summary_json)
+                entry = (item, {column.label: column.cell(summary) for column in self.columns})
+            self._rows[id(item)] = entry
+        return [row for _, row in self._rows.values()]
 
 
 def rows(columns: tuple[Column, ...], json_text: str) -> list[dict[str, Any]]:

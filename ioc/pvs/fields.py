@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from contextvars import ContextVar
 from enum import StrEnum
 from typing import Any
@@ -28,6 +28,7 @@ from caproto.server.server import (
 )
 
 from ..errors import RequestError
+from ..models import Summarized, json_list
 from .posting import show
 
 # Char waveforms carry UTF-8 text. caproto is told latin-1 so that every byte maps to
@@ -345,6 +346,15 @@ async def update_text(channel: ChannelData, text_value: str) -> None:
     data = encode(text_value, channel.max_length)
     if channel.value != data.decode(RAW):
         await show(channel, data)
+
+
+async def update_list(channel: ChannelData, items: Sequence[Summarized]) -> None:
+    """`update_text` with the JSON array of the summaries of `items`; the items are kept
+    on the channel (`listed`), so that the other faces build their rows from the same
+    objects instead of parsing the text again.
+    """
+    channel.listed = tuple(items)
+    await update_text(channel, json_list(items))
 
 
 def severity(alarm: bool) -> dict[str, Any]:

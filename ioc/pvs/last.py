@@ -5,8 +5,8 @@ from __future__ import annotations
 from caproto import AlarmSeverity, AlarmStatus
 from caproto.server import PVGroup
 
-from ..models import TaskOutcome, TaskResult, json_list, to_json
-from .fields import JSON_BYTES, double, enum, string, text, update, update_text, write_text
+from ..models import TaskOutcome, TaskResult, to_json
+from .fields import JSON_BYTES, double, enum, string, text, update, update_list, update_text
 from .posting import show
 
 SEVERITY = {
@@ -29,7 +29,7 @@ class LastPVs(PVGroup):
 
     async def show_history(self, outcomes: list[TaskOutcome]) -> None:
         """Show `outcomes` (newest first) on `HISTORY`."""
-        await write_text(self.history, json_list(outcomes))
+        await update_list(self.history, outcomes)
 
     async def show(self, outcome: TaskOutcome) -> None:
         """Show `outcome`; `LAST:RESULT` is in alarm unless the task succeeded or was stopped."""

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from caproto.server import PVGroup
 
-from ..models import Task, json_list
+from ..models import Task
 from ..service import NotPending
 from .fields import (
     DONE,
@@ -20,7 +20,7 @@ from .fields import (
     text,
     trigger,
     update,
-    update_text,
+    update_list,
 )
 from .writers import writer
 
@@ -46,7 +46,7 @@ class QueuePVs(PVGroup):
 
     async def show(self, tasks: list[Task], enabled: bool) -> None:
         """Show `tasks` as the pending queue, and the gate."""
-        await update_text(self.tasks, json_list(tasks))
+        await update_list(self.tasks, tasks)
         await update(self.count, len(tasks))
         names = [f"{task.task_id[:8]} {task.name}" for task in tasks[:MAX_NAMES]]
         await update(self.names, names or [""])

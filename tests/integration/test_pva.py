@@ -271,3 +271,29 @@ def test_a_pv_changed_while_no_pvaccess_client_watched_reads_as_channel_access_s
     assert after[2].value.task_id[0] == task_id
     assert after[3].value.index == 1  # Success
     assert after[0].timeStamp.secondsPastEpoch >= before[0].timeStamp.secondsPastEpoch
+
+
+def test_a_pvaccess_monitor_follows_the_alarm_and_the_history_rows_task_after_task(ioc):
+    """Updates carry the alarm only when it changed (p4p keeps it otherwise), and the
+    HISTORY table's rows are built from the outcomes the CA face listed, each once.
+    """
+    context = Context("pva", nt=False)
+    seen: list = []
+    monitor = context.monitor(ioc.pv("LAST:RESULT"), seen.append)
+    try:
+        wait_for(lambda: seen, 10, message="a first LAST:RESULT over pvAccess")
+        results = []
+        for plan in (request("fail", message="alarm me"), request("count", detectors=["det1"], num=1),
+                     request("count", detectors=["det1"], num=1), request("fail", message="again")):
+            before = len(seen)
+            run_ca("caput", "-c", "-w", "30", "-S", ioc.pv("RUN"), plan, timeout=60)
+            wait_for(lambda count=before: len(seen) > count, 10, message="a LAST:RESULT update")
+            results.append((seen[-1].value.index, seen[-1].alarm.severity))
+        history = context.get(ioc.pv("HISTORY"), timeout=5).value
+    finally:
+        monitor.close()
+        context.close()
+    assert results == [(2, 2), (1, 0), (1, 0), (2, 2)]  # Failed/MAJOR, Success/NO_ALARM, ...
+    assert list(history.result[:4]) == ["Failed", "Success", "Success", "Failed"]
+    assert "again" in history.error[0] and "alarm me" in history.error[3]
+    assert len(set(history.task_id)) == len(history.task_id)

@@ -3,7 +3,9 @@ each PV's normative type, and a pvAccess put as the CA write it stands for."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 import pytest
 from caproto import ChannelType
@@ -11,10 +13,11 @@ from caproto.server import PVGroup
 from p4p import Value
 from p4p.nt import NTEnum, NTScalar
 
+from ioc.models import Task, TaskOutcome, TaskResult, parse_request
 from ioc.pva.puts import as_ca_write, peer_host
 from ioc.pva.shapes import Table, shape_of
 from ioc.pva.tables import TABLES, rows
-from ioc.pvs.fields import JSON_BYTES, double, enum, string, strings, text
+from ioc.pvs.fields import JSON_BYTES, double, enum, string, strings, text, update_list
 from ioc.pvs.queue import Gate
 
 
@@ -88,3 +91,21 @@ def test_a_put_becomes_the_ca_write_a_client_would_send(pvdb):
                                             ("ws3", "ws3")])
 def test_the_writer_host_is_the_peer_address(peer, host):
     assert peer_host(peer) == host
+
+
+def test_history_rows_from_the_listed_outcomes_are_those_of_the_json(pvdb):
+    request = parse_request('{"name":"count","params":{"detectors":["det1"]}}')
+    outcomes = [TaskOutcome(Task.create(request, {"detectors": ["det1"]}), TaskResult.SUCCESS,
+                            time.time(), time.time() + 1.5, run_uids=(f"u{i}",)) for i in range(3)]
+    channel = pvdb["P:HISTORY"]
+    table = shape_of("HISTORY", channel)
+    asyncio.run(update_list(channel, outcomes[:2]))
+    first = table.changing(channel)["value"]
+    asyncio.run(update_list(channel, [outcomes[2], *outcomes[:2]]))
+    second = table.changing(channel)["value"]
+    assert second["task_id"] == [o.task.task_id for o in (outcomes[2], *outcomes[:2])]
+    assert second["run_uids"] == ['["u2"]', '["u0"]', '["u1"]'] and second["duration"][0] == 1.5
+    # the same as the rows parsed from the CA face's JSON
+    assert second == {label: [row[label] for row in rows(TABLES["HISTORY"], channel.value)]
+                      for label in second}
+    assert first["task_id"] == second["task_id"][1:]
