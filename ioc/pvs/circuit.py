@@ -39,6 +39,8 @@ from caproto.server.common import (
     SubscriptionSpec,
 )
 
+from .fast_commands import FastCircuit
+
 STALLED = 0.5  # seconds a write to a client may wait before it counts as not reading
 MAX_HELD_REPLIES = 256  # replies held back while more commands wait, at most
 
@@ -107,6 +109,8 @@ class Circuit(VirtualCircuit):
     subscriptions: CircuitSubscriptions
 
     def __init__(self, circuit: ca.VirtualCircuit, client: Any, context: Any) -> None:
+        # caproto hands over a fresh sans-I/O circuit; its fast twin does the same work
+        circuit = FastCircuit(circuit.our_role, circuit.address, circuit.priority)
         super().__init__(circuit, client, context)
         self.subscriptions = CircuitSubscriptions()
         self._backlog: dict[int, deque[Update]] = {}  # subscription id -> its unsent updates

@@ -1,0 +1,125 @@
+"""caproto's sans-I/O circuit with a fast path for the commands a busy client repeats.
+
+caproto 1.3's ``VirtualCircuit._process_command`` runs every command, in and out,
+through a chain of ``isinstance`` tests, enum conversions and the channel's state
+machine; ``send`` measures and formats each command for a debug log line even when
+debug logging is off. For the hot commands (event add and cancel, read and write
+notify, and their replies) on a channel that is connected both ways, the state machine
+only ever goes from CONNECTED to CONNECTED: what is left is caproto's bookkeeping
+(``event_add_commands``, ``event_cancel_commands``, ``_ioids``) and its checks
+(known sid, subscription id, ioid; a subscription's data type, count and sid). Here
+those are done directly. Anything else, or anything that fails a check, goes through
+caproto's own path, which raises the protocol error it always did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import caproto as ca
+from caproto._utils import CLIENT, CONNECTED, SERVER
+
+Handler = Callable[["FastCircuit", Any], bool]
+
+
+def _connected(chan: Any) -> bool:
+    """Whether `chan` is connected for both sides (hot commands leave it so)."""
+    states = chan.states.states
+    return states[CLIENT] is CONNECTED and states[SERVER] is CONNECTED
+
+
+class FastCircuit(ca.VirtualCircuit):
+    """``caproto.VirtualCircuit`` whose hot commands skip the generic dispatch."""
+
+    def send(self, *commands: ca.Message, extra: dict[str, Any] | None = None) -> list[Any]:
+        """As caproto's ``send``, with the per-command debug line only when debug is on."""
+        if self.log.isEnabledFor(logging.DEBUG):
+            return super().send(*commands, extra=extra)
+        buffers: list[Any] = []
+        for command in commands:
+            self._process_command(self.our_role, command)
+            buffers.append(memoryview(command.header))
+            buffers.extend(command.buffers)
+        return buffers
+
+    def _process_command(self, role: Any, command: Any) -> None:
+        handler = _HANDLERS.get((role, type(command)))
+        if handler is None or not handler(self, command):
+            super()._process_command(role, command)
+
+    # Each handler returns False, having changed nothing, when caproto must decide.
+
+    def _event_add(self, command: ca.EventAddRequest) -> bool:
+        chan = self.channels_sid.get(command.header.parameter1)
+        if chan is None or not _connected(chan):
+            return False
+        self.event_add_commands[command.header.parameter2] = command
+        return True
+
+    def _io_request(self, command: ca.ReadNotifyRequest | ca.WriteNotifyRequest) -> bool:
+        chan = self.channels_sid.get(command.header.parameter1)
+        if chan is None or not _connected(chan):
+            return False
+        self._ioids[command.header.parameter2] = chan
+        return True
+
+    def _write(self, command: ca.WriteRequest) -> bool:
+        chan = self.channels_sid.get(command.header.parameter1)
+        return chan is not None and _connected(chan)
+
+    def _event_cancel(self, command: ca.EventCancelRequest) -> bool:
+        header = command.header
+        event_add = self.event_add_commands.get(header.parameter2)
+        if event_add is None or not _same_subscription(event_add.header, header):
+            return False
+        chan = self.channels_sid.get(header.parameter1)
+        if chan is None or not _connected(chan):
+            return False
+        self.event_cancel_commands[header.parameter2] = event_add
+        return True
+
+    def _event_update(self, command: ca.EventAddResponse) -> bool:
+        """An update, or (empty, after a cancel request) the cancel's reply."""
+        header = command.header
+        subscriptionid = header.parameter2
+        event_add = self.event_add_commands.get(subscriptionid)
+        if event_add is None or event_add.header.data_type != header.data_type:
+            return False
+        cancelling = header.payload_size == 0 and subscriptionid in self.event_cancel_commands
+        count = event_add.header.data_count
+        if not cancelling and count > 0 and count != header.data_count:
+            return False
+        chan = self.channels_sid.get(event_add.header.parameter1)
+        if chan is None or not _connected(chan):
+            return False
+        if cancelling:
+            del self.event_add_commands[subscriptionid]
+            del self.event_cancel_commands[subscriptionid]
+        return True
+
+    def _io_reply(self, command: ca.ReadNotifyResponse | ca.WriteNotifyResponse) -> bool:
+        ioid = command.header.parameter2
+        chan = self._ioids.get(ioid)
+        if chan is None or not _connected(chan):
+            return False
+        del self._ioids[ioid]
+        return True
+
+
+def _same_subscription(added: Any, cancelled: Any) -> bool:
+    """Whether a cancel's header names the data type and sid of the add it cancels."""
+    return added.data_type == cancelled.data_type and added.parameter1 == cancelled.parameter1
+
+
+_HANDLERS: dict[tuple[Any, type], Handler] = {
+    (CLIENT, ca.EventAddRequest): FastCircuit._event_add,
+    (CLIENT, ca.EventCancelRequest): FastCircuit._event_cancel,
+    (CLIENT, ca.ReadNotifyRequest): FastCircuit._io_request,
+    (CLIENT, ca.WriteNotifyRequest): FastCircuit._io_request,
+    (CLIENT, ca.WriteRequest): FastCircuit._write,
+    (SERVER, ca.EventAddResponse): FastCircuit._event_update,
+    (SERVER, ca.ReadNotifyResponse): FastCircuit._io_reply,
+    (SERVER, ca.WriteNotifyResponse): FastCircuit._io_reply,
+}
