@@ -14,12 +14,19 @@ caproto's own path, which raises the protocol error it always did.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import caproto as ca
-from caproto._utils import CLIENT, CONNECTED, SERVER
+from caproto._commands import Commands, read_from_bytestream
+from caproto._headers import MessageHeader
+from caproto._utils import CLIENT, CONNECTED, NEED_DATA, SERVER
+
+HEADER_SIZE = ctypes.sizeof(MessageHeader)
+EXTENDED = 0xFFFF  # a header's payload size that says an extended header follows
 
 Handler = Callable[["FastCircuit", Any], bool]
 
@@ -32,6 +39,37 @@ def _connected(chan: Any) -> bool:
 
 class FastCircuit(ca.VirtualCircuit):
     """``caproto.VirtualCircuit`` whose hot commands skip the generic dispatch."""
+
+    _data: bytearray  # caproto's: received bytes not parsed yet
+
+    def recv(self, *buffers: Any) -> tuple[deque[Any], int]:
+        """As caproto's ``recv``: the commands in the bytes received so far, and how many
+        more bytes the next one needs. Plain headers of known commands are read at their
+        offsets in one buffer (caproto slices off each command, copying the rest, and
+        reads every header through its size checks); the rest is left to caproto.
+        """
+        received = b"".join(buffers)
+        if not received:
+            return super().recv(*buffers)  # the client went away
+        data = self._data + received
+        view = memoryview(data)
+        classes = Commands[self.their_role]
+        commands: deque[Any] = deque()
+        offset, end = 0, len(data)
+        while end - offset >= HEADER_SIZE:
+            header = MessageHeader.from_buffer_copy(data, offset)
+            size = HEADER_SIZE + header.payload_size
+            cls = classes.get(header.command)
+            if cls is None or header.payload_size == EXTENDED or end - offset < size:
+                break  # unknown (caproto refuses it), extended, or not all here yet
+            commands.append(cls.from_wire(header, view[offset + HEADER_SIZE:offset + size]))
+            offset += size
+        self._data = bytearray(view[offset:])
+        while True:
+            self._data, command, needed = read_from_bytestream(self._data, self.their_role)
+            if command is NEED_DATA:
+                return commands, needed
+            commands.append(command)
 
     def send(self, *commands: ca.Message, extra: dict[str, Any] | None = None) -> list[Any]:
         """As caproto's ``send``, with the per-command debug line only when debug is on."""
@@ -99,6 +137,21 @@ class FastCircuit(ca.VirtualCircuit):
             del self.event_cancel_commands[subscriptionid]
         return True
 
+    def _event_cancelled(self, command: ca.EventCancelResponse) -> bool:
+        """The reply to a cancel request: the subscription is forgotten."""
+        header = command.header
+        subscriptionid = header.parameter2
+        event_add = self.event_add_commands.get(subscriptionid)
+        if (event_add is None or subscriptionid not in self.event_cancel_commands
+                or not _same_subscription(event_add.header, header)):
+            return False
+        chan = self.channels_sid.get(header.parameter1)
+        if chan is None or not _connected(chan):
+            return False
+        del self.event_add_commands[subscriptionid]
+        del self.event_cancel_commands[subscriptionid]
+        return True
+
     def _io_reply(self, command: ca.ReadNotifyResponse | ca.WriteNotifyResponse) -> bool:
         ioid = command.header.parameter2
         chan = self._ioids.get(ioid)
@@ -120,6 +173,7 @@ _HANDLERS: dict[tuple[Any, type], Handler] = {
     (CLIENT, ca.WriteNotifyRequest): FastCircuit._io_request,
     (CLIENT, ca.WriteRequest): FastCircuit._write,
     (SERVER, ca.EventAddResponse): FastCircuit._event_update,
+    (SERVER, ca.EventCancelResponse): FastCircuit._event_cancelled,
     (SERVER, ca.ReadNotifyResponse): FastCircuit._io_reply,
     (SERVER, ca.WriteNotifyResponse): FastCircuit._io_reply,
 }

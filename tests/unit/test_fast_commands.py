@@ -6,6 +6,7 @@ import caproto as ca
 import pytest
 from caproto._state import ChannelState
 
+from ioc.pvs import fast_commands
 from ioc.pvs.fast_commands import FastCircuit
 
 ADDRESS = ("127.0.0.1", 5064)
@@ -37,7 +38,10 @@ def traffic() -> list[tuple[str, ca.Message]]:
         ("in", ca.EventCancelRequest(FLOAT, SID, 11)),
         ("out", ca.ReadNotifyResponse([2.0], ca.ChannelType.DOUBLE, 1, 1, 21)),
         ("out", ca.WriteNotifyResponse(ca.ChannelType.DOUBLE, 1, 1, 22)),
-        ("out", ca.EventAddResponse([], FLOAT, 0, 1, 11, metadata=None)),  # the cancel's reply
+        ("out", ca.EventAddResponse([], FLOAT, 0, 1, 11, metadata=None)),  # a cancel's reply
+        ("in", ca.EventAddRequest(FLOAT, 0, SID, 12, 0, 0, 0, 1)),
+        ("in", ca.EventCancelRequest(FLOAT, SID, 12)),
+        ("out", ca.EventCancelResponse(FLOAT, SID, 12, 0)),  # caproto's server sends this
     ]
 
 
@@ -92,3 +96,48 @@ def test_what_caproto_refuses_is_still_refused(direction, command):
     circuit.process_command(ca.EventAddRequest(FLOAT, 1, SID, 11, 0, 0, 0, 1))
     with pytest.raises(ca.CaprotoError):
         feed(circuit, [(direction, command)])
+
+
+def wire() -> bytes:
+    """Requests as a client sends them: plain ones, and a write big enough to need the
+    extended header."""
+    requests = [ca.EventAddRequest(FLOAT, 1, SID, 11, 0, 0, 0, 1),
+                ca.ReadNotifyRequest(ca.ChannelType.DOUBLE, 1, SID, 21),
+                ca.WriteNotifyRequest([0.5] * 10_000, ca.ChannelType.DOUBLE, 10_000, SID, 22),
+                ca.EventCancelRequest(FLOAT, SID, 11),
+                ca.EchoRequest()]
+    return b"".join(bytes(request) for request in requests)
+
+
+def parsed(cls: type[ca.VirtualCircuit], pieces: list[bytes]) -> list[tuple[str, bytes]]:
+    circuit = cls(ca.SERVER, ADDRESS, None)
+    found = []
+    for piece in pieces:
+        commands, _ = circuit.recv(piece)
+        found += [(type(command).__name__, bytes(command)) for command in commands]
+    return found
+
+
+@pytest.mark.parametrize("cut", [1, 7, 16, 31, 500, 4096])
+def test_commands_are_read_as_caproto_reads_them_however_the_bytes_arrive(cut):
+    data = wire()
+    pieces = [data[i:i + cut] for i in range(0, len(data), cut)]
+    assert parsed(FastCircuit, pieces) == parsed(ca.VirtualCircuit, pieces)
+    assert [name for name, _ in parsed(FastCircuit, pieces)] == [
+        "EventAddRequest", "ReadNotifyRequest", "WriteNotifyRequest", "EventCancelRequest",
+        "EchoRequest"]
+
+
+def test_plain_commands_are_read_without_caprotos_reader(monkeypatch):
+    calls = []
+    read = fast_commands.read_from_bytestream
+    monkeypatch.setattr(fast_commands, "read_from_bytestream",
+                        lambda *args: calls.append(1) or read(*args))
+    commands, needed = FastCircuit(ca.SERVER, ADDRESS, None).recv(
+        bytes(ca.EventAddRequest(FLOAT, 1, SID, 11, 0, 0, 0, 1)) * 100)
+    assert (len(commands), needed, len(calls)) == (100, 16, 1)  # only to say what is missing
+
+
+def test_an_unknown_command_is_refused_as_caproto_refuses_it():
+    with pytest.raises(ca.RemoteProtocolError, match="bad command ID"):
+        FastCircuit(ca.SERVER, ADDRESS, None).recv(bytes(ca.EchoRequest()) + b"\x00\x99" + bytes(14))
