@@ -7,6 +7,7 @@ import socket
 from collections import defaultdict
 from typing import Any
 
+import caproto as ca
 from caproto import apply_arr_filter
 from caproto._utils import apply_deadband_filter
 from caproto.asyncio.server import Context
@@ -68,13 +69,7 @@ class Server(Context):
         filters), posted to its circuit's latest-value backlog instead of awaited into a
         bounded queue.
         """
-        values = apply_arr_filter(sub_spec.channel_filter.arr, values)
-        data_count = sub.data_count or len(values)
-        if data_count != len(values):
-            values = values[:data_count]
-        command = sub.channel.subscribe(data=values, metadata=metadata,
-                                        data_type=sub.data_type, data_count=data_count,
-                                        subscriptionid=sub.subscriptionid, status=1)
+        command, values = self._update(sub_spec, sub, metadata, values)
         if sub.channel_filter.dbnd is not None:
             tracked = apply_deadband_filter(previous_value=self.last_dead_band.get(sub),
                                             new_value=values, sub=sub, flags=flags,
@@ -89,3 +84,34 @@ class Server(Context):
                 return
             last[sync.m] = command
         sub.circuit.post(sub, command)
+
+    def _update(self, sub_spec: SubscriptionSpec, sub: Subscription, metadata: Any,
+                values: Any) -> tuple[ca.EventAddResponse, Any]:
+        """The update of `sub`, and its values as sent (array filter and count applied). A value goes to every subscription of its spec (and a
+        new subscription gets the spec's cached reading): the update built for the
+        previous subscription, when it carried the same reading, type and count, is
+        re-addressed (a copy of its header with this subscription's id) instead of
+        converted and serialised again.
+        """
+        shared = self.subscriptions.get(sub_spec)
+        latest = shared.latest if shared is not None else None
+        if (latest is not None and latest[0] is metadata and latest[1] is values
+                and latest[2] == sub.data_type and latest[3] == sub.data_count):
+            return readdressed(latest[5], sub.subscriptionid), latest[4]
+        filtered = apply_arr_filter(sub_spec.channel_filter.arr, values)
+        data_count = sub.data_count or len(filtered)
+        if data_count != len(filtered):
+            filtered = filtered[:data_count]
+        command = sub.channel.subscribe(data=filtered, metadata=metadata,
+                                        data_type=sub.data_type, data_count=data_count,
+                                        subscriptionid=sub.subscriptionid, status=1)
+        if shared is not None:
+            shared.latest = (metadata, values, sub.data_type, sub.data_count, filtered, command)
+        return command, filtered
+
+
+def readdressed(command: ca.EventAddResponse, subscriptionid: int) -> ca.EventAddResponse:
+    """`command` for subscription `subscriptionid`: its payload shared, its header copied."""
+    header = type(command.header).from_buffer_copy(command.header)
+    header.parameter2 = subscriptionid
+    return ca.EventAddResponse.from_components(header, *command.buffers)
