@@ -141,3 +141,24 @@ def test_plain_commands_are_read_without_caprotos_reader(monkeypatch):
 def test_an_unknown_command_is_refused_as_caproto_refuses_it():
     with pytest.raises(ca.RemoteProtocolError, match="bad command ID"):
         FastCircuit(ca.SERVER, ADDRESS, None).recv(bytes(ca.EchoRequest()) + b"\x00\x99" + bytes(14))
+
+
+def test_a_circuit_command_passes_over_no_channel_while_connected(monkeypatch):
+    circuit = connected(FastCircuit)
+    write = ca.WriteNotifyRequest([2.0], ca.ChannelType.DOUBLE, 1, SID, 22)
+    circuit.process_command(write)
+
+    def refuse(self):
+        raise AssertionError("caproto updated every channel of the circuit")
+
+    monkeypatch.setattr(ChannelState, "update", refuse)
+    circuit.send(ca.ErrorResponse(write, CID, status=ca.CAStatus.ECA_PUTFAIL, error_message="no"))
+    circuit.process_command(ca.EchoRequest())
+    circuit.process_command(ca.HostNameRequest("host"))
+    assert circuit.states.states == {ca.CLIENT: ca.CONNECTED, ca.SERVER: ca.CONNECTED}
+
+
+def test_a_disconnect_still_reaches_every_channel():
+    circuit = connected(FastCircuit)
+    circuit.process_command(ca.DISCONNECTED)
+    assert circuit.channels_sid[SID].states.states == {ca.CLIENT: ca.CLOSED, ca.SERVER: ca.CLOSED}
