@@ -15,6 +15,7 @@ from caproto.server.common import Subscription, SubscriptionSpec, host_endian
 
 from .circuit import Circuit, SubscriptionSet
 from .client_names import IpHostCircuit
+from .searches import SearchAnswers, is_search
 
 
 class Server(Context):
@@ -45,6 +46,45 @@ class Server(Context):
         self.subscriptions: defaultdict[SubscriptionSpec, SubscriptionSet] = defaultdict(
             SubscriptionSet
         )
+        self.broadcaster_datagram_queue = SearchAnswers(self)
+
+    def answer_searches(self, data: bytes, address: Any) -> bool:
+        """Answer the searches of one datagram now, as caproto's broadcaster loop would
+        (a reply for each name served, none for the others); False, having done nothing,
+        if the datagram holds anything else or does not parse (caproto's loop handles
+        and logs it).
+        """
+        try:
+            commands = self.broadcaster.recv(data, address)
+        except ca.RemoteProtocolError:
+            return False
+        if not all(is_search(command) for command in commands):
+            return False
+        self.broadcaster.process_commands(commands)
+        if address in self.ignore_addresses:
+            return True
+        replies: list[ca.Message] = [
+            ca.SearchResponse(self.port, None, command.cid, ca.DEFAULT_PROTOCOL_VERSION)
+            for command in commands
+            if isinstance(command, ca.SearchRequest) and self._serves(command.name)
+        ]
+        if replies:
+            if any(isinstance(command, ca.VersionRequest) for command in commands):
+                replies.insert(0, ca.VersionResponse(ca.DEFAULT_PROTOCOL_VERSION))
+            payload = self.broadcaster.send(*replies)
+            for udp_sock in self.udp_socks.values():
+                try:
+                    udp_sock.transport.sendto(payload, address)
+                except OSError as error:
+                    self.log.warning("cannot answer searches from %s:%d: %s", *address, error)
+        return True
+
+    def _serves(self, name: str) -> bool:
+        """Whether `name` is a PV (or a field of one) served here."""
+        try:
+            return self[name] is not None
+        except KeyError:
+            return False
 
     async def run(self, *args: Any, **kwargs: Any) -> None:
         """Serve until cancelled. What was built before (the PVs, the service, the imported
