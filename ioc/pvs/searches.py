@@ -5,15 +5,18 @@ thread-safe queue (``run_coroutine_threadsafe``: a task and a wake-up of the loo
 datagram), then to a second queue, and answers it from a third task: a client that
 connects many channels waits for each batch of searches behind whatever else the loop
 is doing, and libca paces its next batches on those replies. Here a datagram of
-searches is answered in the callback itself; anything else goes on to caproto's loop.
+searches is answered in the callback itself, its replies made from one ``SearchResponse`` (the
+client's channel id written in); anything else goes on to caproto's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 from typing import Any, Protocol
 
 import caproto as ca
+from caproto._commands import STR_ENC
 
 Datagram = tuple[str, Any, Any]  # interface, bytes (or an OSError), sender's address
 
@@ -45,6 +48,34 @@ class SearchAnswers:
         return await self._others.get()
 
 
-def is_search(command: ca.Message) -> bool:
-    """Whether `command` belongs to a search datagram (its version header, or a search)."""
-    return isinstance(command, ca.SearchRequest | ca.VersionRequest)
+HEADER = struct.Struct(">HHHHII")  # command, payload size, data type, count, parameters 1, 2
+CID = slice(12, 16)  # where a search reply's header has the client's channel id
+
+
+def searched(data: bytes) -> tuple[bool, list[tuple[int, str]]] | None:
+    """Whether a datagram asks for the protocol version, and the (channel id, name) of
+    each search in it, read as caproto's ``SearchRequest`` reads them; None if it holds
+    anything else or is cut short.
+    """
+    asks_version, names = False, []
+    offset, end = 0, len(data)
+    while offset < end:
+        if end - offset < HEADER.size:
+            return None
+        command, size, _, _, cid, _ = HEADER.unpack_from(data, offset)
+        start = offset + HEADER.size
+        offset = start + size
+        if offset > end:
+            return None
+        if command == ca.VersionRequest.ID:
+            asks_version = True
+        elif command == ca.SearchRequest.ID:
+            names.append((cid, data[start:offset].rstrip(b"\0").decode(STR_ENC)))
+        else:
+            return None
+    return asks_version, names
+
+
+def search_reply(template: bytes, cid: int) -> bytes:
+    """A search reply for the channel id `cid`, from the bytes of a ``SearchResponse``."""
+    return template[:CID.start] + cid.to_bytes(4, "big") + template[CID.stop:]

@@ -15,7 +15,9 @@ from caproto.server.common import Subscription, SubscriptionSpec, host_endian
 
 from .circuit import Circuit, SubscriptionSet
 from .client_names import IpHostCircuit
-from .searches import SearchAnswers, is_search
+from .searches import SearchAnswers, search_reply, searched
+
+VERSION_REPLY = bytes(ca.VersionResponse(ca.DEFAULT_PROTOCOL_VERSION))
 
 
 class Server(Context):
@@ -47,31 +49,28 @@ class Server(Context):
             SubscriptionSet
         )
         self.broadcaster_datagram_queue = SearchAnswers(self)
+        self._search_reply: bytes | None = None  # a SearchResponse, made once the port is known
 
     def answer_searches(self, data: bytes, address: Any) -> bool:
         """Answer the searches of one datagram now, as caproto's broadcaster loop would
         (a reply for each name served, none for the others); False, having done nothing,
-        if the datagram holds anything else or does not parse (caproto's loop handles
-        and logs it).
+        if the datagram holds anything else (caproto's loop handles and logs it).
         """
-        try:
-            commands = self.broadcaster.recv(data, address)
-        except ca.RemoteProtocolError:
+        found = searched(data)
+        if found is None:
             return False
-        if not all(is_search(command) for command in commands):
-            return False
-        self.broadcaster.process_commands(commands)
+        asks_version, names = found
         if address in self.ignore_addresses:
             return True
-        replies: list[ca.Message] = [
-            ca.SearchResponse(self.port, None, command.cid, ca.DEFAULT_PROTOCOL_VERSION)
-            for command in commands
-            if isinstance(command, ca.SearchRequest) and self._serves(command.name)
-        ]
+        if self._search_reply is None:
+            self._search_reply = bytes(ca.SearchResponse(self.port, None, 0,
+                                                         ca.DEFAULT_PROTOCOL_VERSION))
+        replies = [search_reply(self._search_reply, cid) for cid, name in names
+                   if self._serves(name)]
         if replies:
-            if any(isinstance(command, ca.VersionRequest) for command in commands):
-                replies.insert(0, ca.VersionResponse(ca.DEFAULT_PROTOCOL_VERSION))
-            payload = self.broadcaster.send(*replies)
+            if asks_version:
+                replies.insert(0, VERSION_REPLY)
+            payload = b"".join(replies)
             for udp_sock in self.udp_socks.values():
                 try:
                     udp_sock.transport.sendto(payload, address)

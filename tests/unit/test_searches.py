@@ -44,9 +44,11 @@ async def answers(*names: str) -> tuple[list[ca.Message], int]:
 
 
 def test_a_search_is_answered_in_the_callback():
-    replies, queued = asyncio.run(answers("NOPE", "X"))
-    assert [type(reply) for reply in replies] == [ca.VersionResponse, ca.SearchResponse]
-    assert (replies[1].cid, replies[1].port, queued) == (2, 5064, 0)
+    replies, queued = asyncio.run(answers("NOPE", "X", "X."))
+    assert [type(reply) for reply in replies] == [ca.VersionResponse, *[ca.SearchResponse] * 2]
+    assert [(reply.cid, reply.port) for reply in replies[1:]] == [(2, 5064), (3, 5064)]
+    assert bytes(replies[1]) == bytes(ca.SearchResponse(5064, None, 2, 13))
+    assert queued == 0
 
 
 def test_a_datagram_of_anything_else_goes_to_caprotos_loop():
@@ -58,3 +60,12 @@ def test_a_datagram_of_anything_else_goes_to_caprotos_loop():
         return server.broadcaster_datagram_queue._others.qsize()
 
     assert asyncio.run(other()) == 2
+
+
+def test_a_datagram_cut_short_goes_to_caprotos_loop():
+    async def cut() -> int:
+        server = Server({"X": ca.ChannelDouble(value=1.0)}, ["127.0.0.1"])
+        server.broadcaster_datagram_queue.put(("127.0.0.1", search_datagram("X")[:-3], ("127.0.0.1", 1)))
+        return server.broadcaster_datagram_queue._others.qsize()
+
+    assert asyncio.run(cut()) == 1
