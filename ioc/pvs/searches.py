@@ -49,31 +49,49 @@ class SearchAnswers:
 
 
 HEADER = struct.Struct(">HHHHII")  # command, payload size, data type, count, parameters 1, 2
-CID = slice(12, 16)  # where a search reply's header has the client's channel id
+CID = slice(12, 16)
+SEQUENCE_SINCE = 11  # the minor protocol version since which searches carry a sequence number
+SEQUENCE_VALID = 1  # a version header's data type that flags its sequence number valid  # where a search reply's header has the client's channel id
 
 
-def searched(data: bytes) -> tuple[bool, list[tuple[int, str]]] | None:
-    """Whether a datagram asks for the protocol version, and the (channel id, name) of
+def searched(data: bytes) -> tuple[bytes | None, list[tuple[int, str]]] | None:
+    """The version reply a datagram asks for (if it does), and the (channel id, name) of
     each search in it, read as caproto's ``SearchRequest`` reads them; None if it holds
     anything else or is cut short.
     """
-    asks_version, names = False, []
+    version: bytes | None = None
+    names = []
     offset, end = 0, len(data)
     while offset < end:
         if end - offset < HEADER.size:
             return None
-        command, size, _, _, cid, _ = HEADER.unpack_from(data, offset)
+        command, size, _, minor, cid, _ = HEADER.unpack_from(data, offset)
         start = offset + HEADER.size
         offset = start + size
         if offset > end:
             return None
         if command == ca.VersionRequest.ID:
-            asks_version = True
+            version = version_reply(minor, cid)
         elif command == ca.SearchRequest.ID:
             names.append((cid, data[start:offset].rstrip(b"\0").decode(STR_ENC)))
         else:
             return None
-    return asks_version, names
+    return version, names
+
+
+def version_reply(minor: int, sequence: int) -> bytes:
+    """The version reply to a search datagram whose version header gives the client's
+    `minor` protocol version and (in its first parameter) the datagram's `sequence`
+    number. From minor version 11 on the reply echoes the number, flagged valid, as
+    EPICS's rsrv does: libca matches replies to its searches by it, and without it
+    never learns the round trip, so it sends its searches one small batch per timer
+    period (connecting 1,000 channels took a second here, 30 ms from a softIoc).
+    caproto 1.3 replies with neither.
+    """
+    if minor < SEQUENCE_SINCE:
+        return bytes(ca.VersionResponse(ca.DEFAULT_PROTOCOL_VERSION))
+    return HEADER.pack(ca.VersionResponse.ID, 0, SEQUENCE_VALID, ca.DEFAULT_PROTOCOL_VERSION,
+                       sequence, 0)
 
 
 def search_reply(template: bytes, cid: int) -> bytes:

@@ -17,8 +17,6 @@ from .circuit import Circuit, SubscriptionSet
 from .client_names import IpHostCircuit
 from .searches import SearchAnswers, search_reply, searched
 
-VERSION_REPLY = bytes(ca.VersionResponse(ca.DEFAULT_PROTOCOL_VERSION))
-
 
 class Server(Context):
     """The asyncio server of caproto, mended where caproto 1.3.0 lets one client stall the
@@ -59,7 +57,7 @@ class Server(Context):
         found = searched(data)
         if found is None:
             return False
-        asks_version, names = found
+        version, names = found
         if address in self.ignore_addresses:
             return True
         if self._search_reply is None:
@@ -68,8 +66,8 @@ class Server(Context):
         replies = [search_reply(self._search_reply, cid) for cid, name in names
                    if self._serves(name)]
         if replies:
-            if asks_version:
-                replies.insert(0, VERSION_REPLY)
+            if version is not None:
+                replies.insert(0, version)
             payload = b"".join(replies)
             for udp_sock in self.udp_socks.values():
                 try:
