@@ -11,16 +11,28 @@ from .fields import Refused
 
 
 class QuietRefusals(logging.Filter):
-    """caproto logs a traceback for every put a putter refuses; for a `Refused` one a
-    single line is enough (the reason is on the status PVs).
+    """caproto logs a traceback for every write a PV refuses: a putter's `Refused` (the
+    reason is on the status PVs too), a value that does not convert (catime writes the
+    text "0.000000" to a bo). One line naming the error is enough, as softIoc's; the
+    traceback cost more than the write.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Shorten the records of refused writes."""
-        if record.exc_info and isinstance(record.exc_info[1], Refused):
-            record.msg, record.args = "write refused: %s", (record.exc_info[1],)
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, Refused):
+            record.msg, record.args = "write refused: %s", (error,)
+            record.exc_info = None
+        elif error is not None and str(record.msg).startswith("Invalid write request"):
+            record.msg, record.args = "write refused: %s", (_why(error),)
             record.exc_info = None
         return True
+
+
+def _why(error: BaseException) -> str:
+    """The error's type and text, or its cause's (caproto's conversion errors are empty)."""
+    text = str(error) or str(error.__cause__ or "")
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class ClientsAtDebug(logging.Filter):

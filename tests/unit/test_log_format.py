@@ -6,8 +6,10 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from caproto import CaprotoConversionError
 
 from ioc.log_format import IN_FORMAT, OneFormat, PrintsToLog, relay_worker_line
+from ioc.pvs.logs import QuietRefusals
 
 
 @pytest.fixture
@@ -45,3 +47,21 @@ def test_worker_lines_pass_as_they_are_and_raw_ones_are_wrapped(lines: io.String
     assert lines.getvalue().splitlines()[0] == record
     assert re.fullmatch(r"\S+ \S+ worker\[4402\] WARNING ioc.worker.output: CA.Client.Exception......",
                         lines.getvalue().splitlines()[1])
+
+
+def test_a_write_that_does_not_convert_is_logged_in_one_line(lines: io.StringIO) -> None:
+    circuit = logging.getLogger("caproto.circ")
+    refusals = QuietRefusals()
+    circuit.addFilter(refusals)
+    try:
+        try:
+            try:
+                raise ValueError("Invalid enum string: '0.000000'")
+            except ValueError as error:
+                raise CaprotoConversionError() from error
+        except CaprotoConversionError:  # as caproto's handle_write logs it
+            circuit.exception("Invalid write request by %s (%s): %r", "op", "host", object())
+    finally:
+        circuit.removeFilter(refusals)
+    assert [line.split(": ", 1)[1] for line in lines.getvalue().splitlines()] == [
+        "write refused: CaprotoConversionError: Invalid enum string: '0.000000'"]
