@@ -7,8 +7,8 @@
   puts, async gets and synchronous gets of DBR_FLOAT, DOUBLE, STRING and INT, the get
   latency and the channel clear, per operation. It writes, so it runs on ``ERROR:CLEAR``
   (a bo; a write acknowledges errors, harmless on an idle IOC) and on a softIoc ``bo``.
-  Its DBR_STRING puts write "0.000000", no state string: both refuse it, the softIoc
-  with a one-line log, caproto with a traceback, which is most of that figure on ours.
+  Its DBR_STRING puts write "0.000000", no state string: both refuse it, each with a
+  one-line log.
 * ``caEventRate <PV> <subscriptions>``: that many subscriptions to one PV; the update
   rate it receives over its longest sample period within ``--seconds``. The PV is
   ``HEARTBEAT`` (+1/s), on the softIoc a ``calc`` heartbeat scanned once a second: both
