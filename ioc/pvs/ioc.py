@@ -94,9 +94,15 @@ class BlueskyIOC(PVGroup):
         await self._handlers[type(report)](report)
 
     async def summarize(self) -> None:
-        """Write the error latch (`ERROR:*`) and `STATUS` as the view has them now."""
+        """Write the error latch (`ERROR:*`) and the one-line `STATUS` as the view has them
+        now (`STATUS` only if it changed).
+        """
         await self.errors.show(self.view.errors)
-        await self.refresh_status()
+        status = self.view.status()
+        if status != self._status_shown:
+            self._status_shown = status
+            line, alarm = status
+            await write_text(self.worker.status, line, **severity(alarm))
 
     async def show_start(self) -> None:
         """Show what the service starts with: pending queue, history and the last task,
@@ -129,14 +135,6 @@ class BlueskyIOC(PVGroup):
         """`ERROR:CLEAR`: the active failure is acknowledged."""
         self.view.errors.clear()
         await self.summarize()
-
-    async def refresh_status(self) -> None:
-        """Write the one-line `STATUS` the view composes, if it changed."""
-        status = self.view.status()
-        if status != self._status_shown:
-            self._status_shown = status
-            line, alarm = status
-            await write_text(self.worker.status, line, **severity(alarm))
 
     # --- the PVs each report changes ----------------------------------------------------------
     async def _nothing_more(self, report: Report) -> None:

@@ -22,6 +22,7 @@ from .fields import (
     update,
     update_list,
 )
+from .posting import show
 from .writers import writer
 
 MAX_NAMES = 100  # entries on QUEUE:NAMES
@@ -52,7 +53,7 @@ class QueuePVs(PVGroup):
         await update(self.names, names or [""])
         gate = Gate.RUN if enabled else Gate.HOLD
         if self.enable.value != gate:
-            await self.enable.write(gate, verify_value=False)  # not an operator's write
+            await show(self.enable, gate)  # not an operator's write: no putter
 
     @enable.putter
     async def enable(self, instance, value: str) -> str:

@@ -49,9 +49,9 @@ class SearchAnswers:
 
 
 HEADER = struct.Struct(">HHHHII")  # command, payload size, data type, count, parameters 1, 2
-CID = slice(12, 16)
+CID = slice(12, 16)  # where a search reply's header has the client's channel id
 SEQUENCE_SINCE = 11  # the minor protocol version since which searches carry a sequence number
-SEQUENCE_VALID = 1  # a version header's data type that flags its sequence number valid  # where a search reply's header has the client's channel id
+SEQUENCE_VALID = 1  # a version header's data type that flags its sequence number valid
 
 
 def searched(data: bytes) -> tuple[bytes | None, list[tuple[int, str]]] | None:

@@ -124,8 +124,9 @@ class Server(Context):
 
     def _update(self, sub_spec: SubscriptionSpec, sub: Subscription, metadata: Any,
                 values: Any) -> tuple[ca.EventAddResponse, Any]:
-        """The update of `sub`, and its values as sent (array filter and count applied). A value goes to every subscription of its spec (and a
-        new subscription gets the spec's cached reading): the update built for the
+        """The update of `sub`, and its values as sent (array filter and count applied).
+        A value goes to every subscription of its spec (and a new subscription gets the
+        spec's cached reading): the update built for the
         previous subscription, when it carried the same reading, type and count, is
         re-addressed (a copy of its header with this subscription's id) instead of
         converted and serialised again.

@@ -108,4 +108,4 @@ async def show_written(instance: TextChannel, value: str) -> None:
     plain `caput` reads it back (`New :`) while the request is still being validated, or
     its task runs.
     """
-    await instance.write(instance.readback_of(value), verify_value=False)
+    await show(instance, instance.readback_of(value))
