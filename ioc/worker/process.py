@@ -36,6 +36,7 @@ from ..messages import (
     Shutdown,
     StateChanged,
     TaskEnded,
+    TaskStarted,
     Validate,
     Validated,
     WorkerReport,
@@ -44,7 +45,7 @@ from ..messages import (
 from ..messages import (
     Control as ControlMessage,
 )
-from ..models import describe_exception
+from ..models import WorkerState, describe_exception
 from .context import PlanContext, PlanLoadError
 from .control import CommandRefused, Control
 from .devices import DeviceFileError, load_devices
@@ -60,17 +61,25 @@ LINGER = 0.02  # seconds a report that is not urgent may wait to go with others
 
 
 def _urgent(report: WorkerReport) -> bool:
-    """Whether the IOC should have `report` at once (not a document or a progress step)."""
-    return not isinstance(report, DocumentEmitted | RunProgressed | DeviceProgress)
+    """Whether the IOC should have `report` at once: a run's end (its `stop` document),
+    an answer, a state, a task's end; not the other documents or a progress step, nor a
+    report an urgent one always follows at once (a task's start is followed by the
+    RunEngine's `running`, or by the task's end; the RunEngine's `idle` by the task's end).
+    """
+    if isinstance(report, DocumentEmitted):
+        return report.name == "stop"
+    if isinstance(report, StateChanged):
+        return report.state is not WorkerState.IDLE
+    return not isinstance(report, RunProgressed | DeviceProgress | TaskStarted)
 
 
 class Link:
     """The worker's end of the two pipes; `send` is safe from any thread.
 
     Reports are written in batches, one pickle and one write for whatever has queued: an
-    urgent report (a task's start or end, a state, an answer) is written at once by the
-    thread that sends it, with the reports queued before it; documents and progress
-    linger up to `LINGER` for one, and a sender thread writes them if none comes. A
+    urgent report (a run's or task's end, a state, an answer) is written at once by the
+    thread that sends it, with the reports queued before it; the others linger up to
+    `LINGER` for one, and a sender thread writes them if none comes. A
     burst of documents thus costs the IOC one wake-up, and a plan that then holds the
     interpreter in C code cannot keep a task's start or state from the IOC.
     """

@@ -71,7 +71,8 @@ def status_name(status: Any) -> str:
 class ProgressWatcher:
     """A RunEngine `waiting_hook`: follows the statuses the plan waits on and publishes a view
     of each device's progress, at most every `min_interval` seconds (plus at once when a status
-    completes and when the wait ends).
+    completes and when the wait ends). A wait on statuses that are all done when it begins
+    (a simulated detector's trigger) is published once, when it ends.
     """
 
     def __init__(self, publish: Callable[[Views], None], *, min_interval: float = 0.1) -> None:
@@ -80,6 +81,7 @@ class ProgressWatcher:
         self._lock = threading.Lock()
         self._wait = 0  # counts waits, so callbacks of an earlier wait are ignored
         self._waiting = False
+        self._starting = 0  # the wait whose callbacks are being added (done ones run at once)
         self._statuses: list[Any] = []
         self._names: list[str] = []
         self._views: list[dict[str, Any]] = []
@@ -100,7 +102,7 @@ class ProgressWatcher:
         watchable = [status for status in statuses if callable(getattr(status, "watch", None))]
         with self._lock:
             self._wait += 1
-            wait = self._wait
+            wait = self._starting = self._wait
             self._waiting = True
             self._statuses = watchable
             self._names = [status_name(status) for status in watchable]
@@ -113,7 +115,8 @@ class ProgressWatcher:
             status.watch(partial(self._on_update, wait, index, fraction_is_done))
             status.add_callback(partial(self._on_done, wait, index))
         with self._lock:
-            if wait == self._wait:
+            self._starting = 0
+            if wait == self._wait and not all(getattr(status, "done", False) for status in watchable):
                 self._flush()
 
     def _end(self) -> None:
@@ -154,7 +157,8 @@ class ProgressWatcher:
             with self._lock:
                 if wait == self._wait and self._waiting:
                     self._finish(index)
-                    self._flush()
+                    if wait != self._starting:
+                        self._flush()
         except Exception:
             logger.exception("Progress completion failed")
 

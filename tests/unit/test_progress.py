@@ -160,3 +160,13 @@ def test_failing_publish_does_not_break_run(RE: RunEngine) -> None:
     RE(bps.mv(axis, 2.0))
     assert axis.position == 2.0
     assert calls and calls[-1]["m"]["done"] is True
+
+
+def test_a_wait_on_statuses_done_at_once_is_published_once(RE: RunEngine, views: list[Views]) -> None:
+    """A simulated detector's trigger is done before the wait begins: one view, at its end."""
+    axis = SynAxis(name="m", delay=0)
+    RE(bps.mv(axis, 1.0))
+    views.clear()
+    RE(bps.trigger(axis, wait=True))
+    assert len(views) == 1, views
+    assert views[0]["m"]["done"] is True and views[0]["m"]["percentage"] == 100.0
