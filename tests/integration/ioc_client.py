@@ -38,20 +38,29 @@ def submit(ctx, ioc: IocProcess, text: str) -> str:
 
 
 def wait_finished(ctx, ioc: IocProcess, task_id: str, timeout: float = SETTLE) -> str:
-    """Wait until `task_id` is the last finished task; return `LAST:RESULT`. Bound by
-    progress: the wait fails once the current task and its `CURRENT:PROGRESS` have stood
-    still for `timeout` seconds, so a long scan on a busy machine may take as long as it
-    moves."""
+    """Wait until `task_id` has finished; return its result (`LAST:RESULT` while it is the
+    last finished task, else its `HISTORY` entry's: a task queued behind it may end
+    between two reads). Bound by progress: the wait fails once the current task and its
+    `CURRENT:PROGRESS` have stood still for `timeout` seconds, so a long scan on a busy
+    machine may take as long as it moves."""
     seen, moved = None, time.monotonic()
     while ca_read_text(ctx, ioc.pv("LAST:TASK_ID")) != task_id:
         now = (ca_read_text(ctx, ioc.pv("CURRENT:TASK_ID")), ca_read_value(ctx, ioc.pv("CURRENT:PROGRESS")))
         if now != seen:
             seen, moved = now, time.monotonic()
+        elif (result := _finished_result(ctx, ioc, task_id)) is not None:
+            return result
         elif time.monotonic() - moved > timeout:
             raise TimeoutError(f"task {task_id} did not finish: (current task, progress) stood at {seen} "
                                f"for {timeout} s")
         time.sleep(0.05)
     return ca_read_text(ctx, ioc.pv("LAST:RESULT"))
+
+
+def _finished_result(ctx, ioc: IocProcess, task_id: str) -> str | None:
+    """The result `HISTORY` gives `task_id`, if it lists it."""
+    entries = read_json(ctx, ioc, "HISTORY")
+    return next((entry["result"] for entry in entries if entry["task_id"] == task_id), None)
 
 
 def read_json(ctx, ioc: IocProcess, name: str) -> Any:
