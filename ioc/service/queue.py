@@ -47,12 +47,8 @@ class NotPending(Exception):
     """No single pending task fits the id given; `str()` says why."""
 
 
-class QueueClosed(Exception):
-    """The worker is shutting down: no task will be taken any more."""
-
-
 class TaskQueue:
-    """A FIFO of tasks the worker takes from, one at a time, while the gate is open.
+    """A FIFO of tasks taken one at a time, while the gate is open and the queue not closed.
 
     The gate is open while the operator lets the queue run (`enabled`) and no latch
     (the worker's panic) holds it shut.
@@ -77,10 +73,10 @@ class TaskQueue:
         self._latched = False
         self._closed = False
         self._on_change = on_change
-        self._changed = threading.Condition()
+        self._lock = threading.RLock()
 
     def __len__(self) -> int:
-        with self._changed:
+        with self._lock:
             return len(self._tasks)
 
     @property
@@ -95,19 +91,19 @@ class TaskQueue:
 
     def snapshot(self) -> list[Task]:
         """The pending tasks in run order."""
-        with self._changed:
+        with self._lock:
             return list(self._tasks)
 
     def append(self, task: Task) -> None:
         """Add `task` at the end."""
-        with self._changed:
+        with self._lock:
             self._journal.append(task)
             self._tasks.append(task)
             self._notify()
 
     def put_first(self, task: Task) -> None:
         """Add `task` at the head (a task to run again)."""
-        with self._changed:
+        with self._lock:
             self._journal.prepend(task)
             self._tasks.insert(0, task)
             self._notify()
@@ -120,7 +116,7 @@ class TaskQueue:
         task_id = task_id.strip()
         if not task_id:
             raise NotPending("no task id given; write the id of a pending task (or its first 8 characters)")
-        with self._changed:
+        with self._lock:
             fits = [task for task in self._tasks if task.task_id.startswith(task_id)]
             exact = [task for task in fits if task.task_id == task_id]
             if len(fits) != 1 and not exact:
@@ -137,7 +133,7 @@ class TaskQueue:
 
     def clear(self) -> list[Task]:
         """Remove every pending task; return them in run order."""
-        with self._changed:
+        with self._lock:
             self._journal.remove(task.task_id for task in self._tasks)
             removed, self._tasks = self._tasks, []
             self._notify()
@@ -147,37 +143,41 @@ class TaskQueue:
         """Let pending tasks start one after another (True) or hold them (False) because
         of `held_by` (what `STATUS` says holds them).
         """
-        with self._changed:
+        with self._lock:
             self._enabled = enabled
             self._held_by = "" if enabled else held_by
             self._notify()
 
     def set_latched(self, latched: bool) -> None:
         """Hold every pending task regardless of `enabled` while `latched`."""
-        with self._changed:
+        with self._lock:
             self._latched = latched
             self._notify()
 
-    def take(self) -> Task:
-        """Block until a task is pending and the gate is open; remove and return it."""
-        with self._changed:
-            self._changed.wait_for(
-                lambda: self._closed or (self._enabled and not self._latched and self._tasks)
-            )
-            if self._closed:
-                raise QueueClosed
+    def ready(self) -> bool:
+        """Whether a task may be taken now: one is pending, the gate is open, the queue is
+        not closed.
+        """
+        with self._lock:
+            return not self._closed and self._enabled and not self._latched and bool(self._tasks)
+
+    def take(self) -> Task | None:
+        """The task at the head, removed (its start journaled), if `ready()`; else None.
+        Never blocks.
+        """
+        with self._lock:
+            if not self.ready():
+                return None
             self._journal.start(self._tasks[0])
             task = self._tasks.pop(0)
             self._notify()
             return task
 
     def close(self) -> None:
-        """Wake every waiting `take` with `QueueClosed`."""
-        with self._changed:
+        """Take no task any more (the IOC is shutting down)."""
+        with self._lock:
             self._closed = True
-            self._changed.notify_all()
 
     def _notify(self) -> None:
         # Called with the lock held, so listeners see changes in the order they happened.
-        self._changed.notify_all()
         self._on_change(list(self._tasks), self._enabled)

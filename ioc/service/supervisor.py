@@ -2,8 +2,9 @@
 
 The IOC process never imports bluesky: everything the worker knows comes over the
 pipes as `WorkerReport`s. One reader thread per worker process receives them (so a
-worker that stalls half-way through a message never stalls the CA server), and one
-writer thread sends commands (so a worker that stops reading never blocks a putter).
+worker that stalls half-way through a message never stalls the CA server). A command is
+written by the thread that sends it when the pipe has room for all of it, and otherwise
+by a writer thread (so a worker that stops reading never blocks a putter).
 A third relays what the worker writes on stdout/stderr to the IOC's log (one format).
 """
 
@@ -14,6 +15,7 @@ import logging
 import os
 import pickle
 import queue
+import select
 import signal
 import subprocess
 import sys
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 
 Ending = tuple[TaskResult, str]
 DIED = "interrupted: the worker process died ({})"
+ATOMIC_WRITE = select.PIPE_BUF - 4  # a command this long or shorter goes in one write (4: its length)
 SHUTDOWN_GRACE = 2.0  # seconds a replaced worker has to exit before it is killed
 
 
@@ -89,8 +92,12 @@ class WorkerProcess:
         os.close(report_write)
         self._commands = Connection(command_write, readable=False)
         self._reports = Connection(report_read, writable=False)
-        self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._outbox.put(start)
+        self._room = select.poll()  # whether the command pipe has room for one more write
+        self._room.register(command_write, select.POLLOUT)
+        self._outbox: queue.SimpleQueue[tuple[bytes, bool]] = queue.SimpleQueue()
+        self._sending = threading.Lock()
+        self._backlog = 0  # commands in the outbox or being written by the writer thread
+        self.send(start)
         self._on_report = on_report
         self._on_exit = on_exit
         name = f"worker-{self.pid}"
@@ -103,9 +110,23 @@ class WorkerProcess:
         """The worker's process id."""
         return self.popen.pid
 
-    def send(self, command: WorkerCommand) -> None:
-        """Queue `command` for the worker; never blocks."""
-        self._outbox.put(command)
+    def send(self, command: WorkerCommand | WorkerStart) -> None:
+        """Send `command` to the worker, after those sent before it; never blocks.
+
+        With nothing waiting in the outbox and room in the pipe, a command of at most
+        `PIPE_BUF` bytes is written at once: such a write is whole and never blocks.
+        """
+        data = pickle.dumps(command, protocol=pickle.HIGHEST_PROTOCOL)
+        last = isinstance(command, Shutdown)  # the writer thread ends once it is written
+        with self._sending:
+            if not (self._backlog or last) and len(data) <= ATOMIC_WRITE and self._room.poll(0):
+                try:
+                    self._commands.send_bytes(data)
+                except OSError:  # the worker is gone; its reader reports that
+                    pass
+                return
+            self._backlog += 1
+        self._outbox.put((data, last))
 
     def kill(self) -> None:
         """Kill the process at once (its reader then reports the exit)."""
@@ -122,12 +143,14 @@ class WorkerProcess:
 
     def _write(self) -> None:
         while True:
-            item = self._outbox.get()
+            data, last = self._outbox.get()
             try:
-                self._commands.send(item)
+                self._commands.send_bytes(data)
             except OSError:  # the worker is gone; its reader reports that
                 return
-            if isinstance(item, Shutdown):
+            with self._sending:
+                self._backlog -= 1
+            if last:
                 return
 
     def _relay_output(self) -> None:
@@ -149,6 +172,7 @@ class WorkerProcess:
                 except Exception:  # one bad report must not stop the reports that follow
                     log.exception("could not handle %r", report)
         self._reports.close()
+        self._outbox.put((b"", True))  # the writer thread ends: the worker has gone
         self._on_exit(self, describe_exit(self.popen.wait()))
 
 
@@ -156,6 +180,7 @@ class WorkerProcess:
 class _Running:
     task: Task
     ended: Future[TaskOutcome]
+    sent: bool = False  # False: handed over while no worker was up; the next one gets it
     started: float | None = None
 
 
@@ -190,7 +215,6 @@ class Supervisor:
         self._ids = itertools.count(1)
         self._current: WorkerProcess | None = None
         self._candidate: tuple[WorkerProcess, Future[Catalog]] | None = None
-        self._ready = threading.Condition(self._lock)
         self._validations: dict[int, Future[Validated]] = {}
         self._unsent: list[Validate] = []  # asked for while no worker was up
         self._commands: dict[int, Future[None]] = {}
@@ -214,11 +238,13 @@ class Supervisor:
         return self._spawn()
 
     def close(self) -> None:
-        """Stop the worker for good (the IOC is exiting)."""
+        """Stop the worker for good (the IOC is exiting); a task no worker took never runs."""
         with self._lock:
             self._closed = True
             worker, self._current = self._current, None
-            self._ready.notify_all()
+            running = self._running
+        if running is not None and not running.sent:
+            running.ended.cancel()
         if worker is not None:
             worker.retire()
 
@@ -265,28 +291,30 @@ class Supervisor:
         return done
 
     def run(self, task: Task) -> Future[TaskOutcome]:
-        """Hand `task` to the worker once one is up; the future gives how it ended."""
+        """Hand `task` to the worker, or to the next one that comes up if none is; never
+        blocks. The future gives how it ended (cancelled if the IOC exits before a worker
+        took it).
+        """
         ended: Future[TaskOutcome] = Future()
         with self._lock:
-            self._ready.wait_for(lambda: self._current is not None or self._closed)
             if self._closed:
                 ended.cancel()
                 return ended
-            assert self._current is not None
             self._running = _Running(task, ended)
-            self._current.send(RunTask(task))
+            if self._current is not None:
+                self._send_running(self._current)
         return ended
 
     @property
     def running(self) -> Task | None:
         """The task the worker runs now, if any."""
         running = self._running
-        return running.task if running else None
+        return running.task if running and running.sent else None
 
     def ended_future(self) -> Future[TaskOutcome] | None:
         """The future of the running task's end, if a task runs."""
         running = self._running
-        return running.ended if running else None
+        return running.ended if running and running.sent else None
 
     def kill(self, ending: Ending) -> None:
         """Kill the worker: the running task ends as `ending`; a new worker starts."""
@@ -344,7 +372,8 @@ class Supervisor:
             self._unsent.clear()
             self._on_catalog(report.catalog)
             self._on_worker(report.pid)
-            self._ready.notify_all()
+            if self._running is not None and not self._running.sent:
+                self._send_running(worker)
             loaded.set_result(report.catalog)
         else:
             error = report.error if isinstance(report, LoadFailed) else f"unexpected {report!r}"
@@ -395,6 +424,12 @@ class Supervisor:
             if self._closed or self._current is not None or self._candidate is not None:
                 return
             self._spawn().add_done_callback(retry_on_failure)
+
+    def _send_running(self, worker: WorkerProcess) -> None:
+        """Have `worker` run the task handed over (lock held)."""
+        assert self._running is not None
+        self._running.sent = True
+        worker.send(RunTask(self._running.task))
 
     def _end_task(self, outcome: TaskOutcome, *, died: bool) -> None:
         running, self._running = self._running, None

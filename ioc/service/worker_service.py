@@ -1,9 +1,11 @@
 """The IOC side of the worker: requests in, the queue and its journal, tasks out to the
 worker process, reports out to the views. Nothing here knows Channel Access or bluesky.
 
-Threads: the caller's (the CA loop) for requests and commands; the task runner, which
-hands one pending task at a time to the worker; the worker's reader thread, which records
-what the worker reports. Views get `Report`s from any of these threads.
+Threads: the caller's (the CA loop) for requests and commands; the worker's reader
+thread, which records what the worker reports. The next pending task is handed to the
+worker by whichever thread lets it start (its acceptance, the end of the task before it,
+the queue set to Run), with no thread of its own in between. Views get `Report`s from any
+of these threads.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -55,7 +58,7 @@ from .commands import Commands, holding
 from .open_runs import ABORT, FAIL, OpenRuns
 from .permissions import PermissionRefused
 from .policy import Policy
-from .queue import QueueClosed, TaskQueue
+from .queue import TaskQueue
 from .runstore import DocumentWriter, RunFiles, Sink
 from .store import Recovery, StateStore, StoreError, fresh_copy
 from .supervisor import Supervisor
@@ -153,15 +156,14 @@ class WorkerService:
             on_load_failed=self._load_failed,
             scan_id=store.scan_id,
         )
-        self._runner_lock = threading.Lock()  # held while a task runs
+        self._runner_lock = threading.Lock()  # held from a task's start to its end
         self.commands = Commands(
             self.supervisor,
             set_latched=self._set_latched,
-            idle=lambda: holding(self._runner_lock),
+            idle=self._idle,
             halt_timeout=settings.halt_timeout,
             policy=self.policy,
         )
-        self._runner = threading.Thread(target=self._run_tasks, name="task-runner", daemon=True)
         # One writer thread per sink: a slow Tiled server never holds up the run files.
         self._writers = [DocumentWriter([sink], self._store_failed) for sink in run_store]
         self._open_runs = OpenRuns()  # the runs of the running task that have not stopped
@@ -198,13 +200,13 @@ class WorkerService:
         self._listeners.append(listener)
 
     def start(self) -> Future[Catalog]:
-        """Start the worker process and the task runner; the future gives the first
-        worker's catalog, or fails with the reason it could not load.
+        """Start the worker process; the future gives the first worker's catalog, or fails
+        with the reason it could not load.
         """
         if self._bus is not None:
             self._bus.start(self._bus_changed)
         loaded = self.supervisor.start()
-        self._runner.start()
+        self._start_next()
         threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
         return loaded
 
@@ -221,10 +223,17 @@ class WorkerService:
             raise self._rejected(error) from None
         pending = PendingRequest(self._rejected)
         validated = self.supervisor.validate(request.name, request.params)
-        validated.add_done_callback(
-            lambda done: pending.settle(self._accept, request, done, writer)
-        )
+        validated.add_done_callback(lambda done: self._settle(pending, request, done, writer))
         return pending
+
+    def _settle(
+        self, pending: PendingRequest, request: TaskRequest, validated: Future[Validated], writer: Writer
+    ) -> None:
+        """Answer `pending` with the validated request queued (or refused); start it if it
+        may start now.
+        """
+        pending.settle(self._accept, request, validated, writer)
+        self._start_next()
 
     def _accept(self, request: TaskRequest, validated: Future[Validated], writer: Writer) -> Task:
         """Queue the validated request (journaled first); raise `RequestError` if refused."""
@@ -265,6 +274,7 @@ class WorkerService:
         log.info("queue set to %s by %s", "Run" if enabled else "Hold", writer)
         if enabled or self.queue.enabled:  # a queue on hold already keeps the reason it has
             self.queue.set_enabled(enabled, OPERATOR_HOLD)
+        self._start_next()
 
     def command(self, command: Command, writer: Writer = NOBODY) -> Future[None]:
         """Carry out `command` of `writer`; the future completes when the worker has
@@ -295,28 +305,57 @@ class WorkerService:
             writer.close()
         self._store.close()
 
-    # --- the task runner ------------------------------------------------------------------
-    def _run_tasks(self) -> None:
-        while True:
+    # --- starting tasks -------------------------------------------------------------------
+    def _start_next(self) -> None:
+        """Hand the next pending task to the worker if none runs and the queue lets one
+        start (any thread; called wherever either may have changed). Whoever holds the
+        runner lock calls this again once they let it go, so no task is left waiting.
+        """
+        while self._runner_lock.acquire(blocking=False):
             try:
-                task = self.queue.take()
-            except QueueClosed:
+                if self._start(self.queue.take()):
+                    return
+            except Exception as error:  # the start cannot be journaled, or a fault of the IOC's
+                self._runner_lock.release()
+                if isinstance(error, StoreError):
+                    reason = f"cannot start the next task: {error}"
+                else:
+                    log.exception("could not start the next task")
+                    reason = f"cannot start the next task: {describe_exception(error)}"
+                self._store_failed(reason)
+                self.queue.set_enabled(False, reason)
                 return
-            except StoreError as error:  # cannot journal the start: hold, say why
-                self._store_failed(f"cannot start the next task: {error}")
-                self.queue.set_enabled(False, f"cannot start the next task: {error}")
-                continue
-            with self._runner_lock:
-                try:
-                    self.policy.recheck(task)  # the rules may have changed since it was queued
-                except PermissionRefused as error:
-                    now = time.time()
-                    refused = TaskOutcome(task, TaskResult.FAILED, now, now, error=f"PermissionRefused: {error}")
-                    self._task_ended(refused, died=False)
-                    continue
-                ended = self.supervisor.run(task)
-                if not ended.cancelled():
-                    ended.exception()  # wait for the end (recorded by `_task_ended`)
+            self._runner_lock.release()
+            if not self.queue.ready():  # else it became ready while the lock was held here
+                return
+
+    def _start(self, task: Task | None) -> bool:
+        """Hand `task` to the worker (runner lock held); False if there is none, or if the
+        rules, which may have changed since it was queued, now refuse it (recorded so).
+        """
+        if task is None:
+            return False
+        try:
+            self.policy.recheck(task)
+        except PermissionRefused as error:
+            now = time.time()
+            refused = TaskOutcome(task, TaskResult.FAILED, now, now, error=f"PermissionRefused: {error}")
+            self._task_ended(refused, died=False)
+            return False
+        self.supervisor.run(task).add_done_callback(self._task_done)
+        return True
+
+    def _task_done(self, ended: Future[TaskOutcome]) -> None:
+        """The running task's end is recorded (`_task_ended`): start the next one."""
+        self._runner_lock.release()
+        self._start_next()
+
+    @contextmanager
+    def _idle(self) -> Iterator[bool]:
+        """Yield whether no task runs (nor another RELOAD); none starts meanwhile."""
+        with holding(self._runner_lock) as idle:
+            yield idle
+        self._start_next()
 
     # --- what the worker reports (its reader thread) ---------------------------------------
     def _worker_report(self, report: WorkerReport) -> None:
@@ -404,6 +443,7 @@ class WorkerService:
     def _set_latched(self, latched: bool) -> None:
         self.queue.set_latched(latched)
         self._tell(ShownState(self.state))
+        self._start_next()
 
     def _queue_changed(self, tasks: list[Task], enabled: bool) -> None:
         self._tell(QueueChanged(tasks, enabled, self.queue.held_by))

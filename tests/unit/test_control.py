@@ -104,7 +104,7 @@ def running(service: WorkerService, recorder: Recorder, plan: str, until: str = 
 def position_of(service: WorkerService, recorder: Recorder, motor: str) -> float:
     """Where `motor` is now, as a `count` of it reads it (the queue let run for it)."""
     finished = len(recorder.of("finished"))
-    service.queue.set_enabled(True)
+    service.set_enabled(True)
     submit(service, ask("count", detectors=[motor]))
     outcome = recorder.outcomes(finished + 1)[finished]
     assert outcome.result == TaskResult.SUCCESS, outcome.error
@@ -199,7 +199,7 @@ def test_panic_while_running(service: WorkerService, recorder: Recorder, go_on: 
         assert recorder.of("state")[-1] == WorkerState.IDLE
         assert recorder.stays_false(lambda: len(recorder.of("started")) > 1)
         assert not service.queue.enabled and recorder.of("queue")[-1][1] is False
-        service.queue.set_enabled(True)
+        service.set_enabled(True)
     assert [o.result for o in recorder.outcomes(2)] == [TaskResult.ABORTED, TaskResult.SUCCESS]
 
 
@@ -236,7 +236,7 @@ def test_hold_on_failure(service: WorkerService, recorder: Recorder, go_on: bool
     service.queue.set_enabled(False)
     submit(service, ask("explode", message="bang"))
     waiting = submit(service, ask("sleep", seconds=0))
-    service.queue.set_enabled(True)
+    service.set_enabled(True)
     failed = recorder.outcomes(1)[0]  # with continue_on_error the next may be done too
     assert (failed.result, failed.error) == (TaskResult.FAILED, "ValueError: bang")
     if go_on:

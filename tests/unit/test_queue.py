@@ -1,14 +1,9 @@
-"""Tests of the task queue: order, blocking take, close, listener, the hold gate."""
-
-import threading
-from collections.abc import Callable
+"""Tests of the task queue: order, take, close, listener, the hold gate."""
 
 import pytest
 
 from ioc.models import Task, parse_request
-from ioc.service.queue import NotPending, QueueClosed, TaskQueue
-
-TIMEOUT = 10.0
+from ioc.service.queue import NotPending, TaskQueue
 
 
 def make_task(name: str) -> Task:
@@ -27,29 +22,6 @@ class Recorder:
         self.gates.append(enabled)
 
 
-class Taker:
-    """`queue.take()` in a thread; `done` is set when it returns or raises."""
-
-    def __init__(self, queue: TaskQueue) -> None:
-        self.task: Task | None = None
-        self.error: BaseException | None = None
-        self.done = threading.Event()
-        self._thread = threading.Thread(target=self._take, args=(queue.take,), daemon=True)
-        self._thread.start()
-
-    def _take(self, take: Callable[[], Task]) -> None:
-        try:
-            self.task = take()
-        except BaseException as error:  # noqa: BLE001 - reported to the test
-            self.error = error
-        finally:
-            self.done.set()
-
-    def join(self) -> None:
-        assert self.done.wait(TIMEOUT), "take() did not return"
-        self._thread.join(TIMEOUT)
-
-
 def test_fifo_order() -> None:
     queue = TaskQueue(Recorder())
     tasks = [make_task(name) for name in ("a", "b", "c")]
@@ -58,7 +30,7 @@ def test_fifo_order() -> None:
     assert len(queue) == 3
     assert queue.snapshot() == tasks
     assert [queue.take() for _ in tasks] == tasks
-    assert len(queue) == 0
+    assert len(queue) == 0 and queue.take() is None
 
 
 def test_snapshot_is_a_copy() -> None:
@@ -68,32 +40,20 @@ def test_snapshot_is_a_copy() -> None:
     assert len(queue) == 1
 
 
-def test_take_blocks_until_append_from_another_thread() -> None:
+def test_take_gives_nothing_until_a_task_is_appended() -> None:
     queue = TaskQueue(Recorder())
-    taker = Taker(queue)
-    assert not taker.done.wait(0.1)  # nothing pending: still waiting
+    assert not queue.ready() and queue.take() is None
     task = make_task("a")
     queue.append(task)
-    taker.join()
-    assert taker.task is task and taker.error is None
+    assert queue.ready() and queue.take() is task
 
 
-def test_close_wakes_a_blocked_take() -> None:
-    queue = TaskQueue(Recorder())
-    takers = [Taker(queue), Taker(queue)]
-    assert not takers[0].done.wait(0.1)
-    queue.close()
-    for taker in takers:
-        taker.join()
-        assert isinstance(taker.error, QueueClosed) and taker.task is None
-
-
-def test_take_after_close_raises_even_with_tasks_pending() -> None:
+def test_take_after_close_gives_nothing_even_with_tasks_pending() -> None:
     queue = TaskQueue(Recorder())
     queue.append(make_task("a"))
     queue.close()
-    with pytest.raises(QueueClosed):
-        queue.take()
+    assert not queue.ready() and queue.take() is None
+    assert len(queue) == 1
 
 
 def test_listener_gets_each_snapshot_in_order() -> None:
@@ -120,13 +80,10 @@ def test_disabled_queue_holds_its_tasks() -> None:
     queue = TaskQueue(Recorder(), enabled=False)
     assert not queue.enabled
     queue.append(make_task("a"))
-    taker = Taker(queue)
-    assert not taker.done.wait(0.2), "take() returned although the gate is closed"
+    assert queue.take() is None, "a task was taken although the gate is closed"
     assert len(queue) == 1
-    queue.close()
-    taker.join()
-    assert isinstance(taker.error, QueueClosed)
-    assert len(queue) == 1
+    queue.set_enabled(True)
+    assert queue.take() is not None
 
 
 def test_enabled_by_default() -> None:
@@ -148,10 +105,9 @@ def test_remove_clear_and_the_gates() -> None:
     assert recorder.gates[-1] is False and not queue.enabled
     queue.set_enabled(True)
     queue.set_latched(True)
-    taker = Taker(queue)
-    assert not taker.done.wait(0.2)  # latched: nothing is taken
+    assert queue.take() is None  # latched: nothing is taken
     queue.set_latched(False)
-    assert taker.done.wait(5) and taker.task is first
+    assert queue.take() is first
     assert queue.clear() == [third]
     assert recorder.snapshots[-1] == []
 

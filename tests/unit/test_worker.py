@@ -195,7 +195,7 @@ class FailingStore(StateStore):
         super().finish(outcome)
 
 
-def test_a_failed_finish_does_not_end_the_task_runner(settings, recorder: Recorder) -> None:
+def test_a_failed_finish_does_not_stop_the_next_task(settings, recorder: Recorder) -> None:
     """The end of the first task cannot be recorded: StoreFailed says so, the task's end is
     still reported, and the next task runs."""
     store = FailingStore.in_directory(settings.state_dir)
@@ -223,7 +223,7 @@ def test_a_failed_start_holds_the_queue_and_the_task_runs_later(
     with serving(settings, recorder, store=store, enabled=False) as service:
         store.failing = "start"
         task = submit(service, COUNT)
-        service.queue.set_enabled(True)
+        service.set_enabled(True)
         recorder.wait(lambda: recorder.of("store_failed"), "StoreFailed")
         [error] = recorder.of("store_failed")
         assert (
@@ -232,7 +232,7 @@ def test_a_failed_start_holds_the_queue_and_the_task_runs_later(
         )
         recorder.wait(lambda: recorder.of("queue")[-1] == ([task.task_id], False), "queue on hold")
         assert recorder.stays_false(lambda: recorder.of("started"))
-        service.queue.set_enabled(True)
+        service.set_enabled(True)
         [outcome] = recorder.outcomes(1)
         assert (outcome.task, outcome.result) == (task, TaskResult.SUCCESS)
         assert recorder.of("started") == [task]
