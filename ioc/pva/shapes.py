@@ -178,6 +178,8 @@ def _alarm(severity: int, status: int) -> dict[str, Any]:
 
 
 def time_stamp_of(channel: ChannelData) -> dict[str, int]:
-    """The channel's time stamp as a pvAccess `time_t` (POSIX seconds, nanoseconds)."""
-    stamp = channel.epics_timestamp
+    """The channel's time stamp as a pvAccess `time_t` (POSIX seconds, nanoseconds); read
+    in place (caproto's `epics_timestamp` makes a copy each time, 2.6 µs).
+    """
+    stamp = channel._data["timestamp"]
     return {"secondsPastEpoch": stamp.secondsSinceEpoch + EPICS_EPOCH, "nanoseconds": stamp.nanoSeconds}
