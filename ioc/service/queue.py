@@ -94,12 +94,19 @@ class TaskQueue:
         with self._lock:
             return list(self._tasks)
 
-    def append(self, task: Task) -> None:
-        """Add `task` at the end."""
+    def append(self, task: Task, *, take: bool = False) -> bool:
+        """Add `task` at the end. With `take`, a task that would be taken at once (the gate
+        is open, nothing is pending) is taken instead: its start is journaled in place of
+        its queueing, and True returned.
+        """
         with self._lock:
+            if take and self._open() and not self._tasks:
+                self._journal.start(task)
+                return True
             self._journal.append(task)
             self._tasks.append(task)
             self._notify()
+            return False
 
     def put_first(self, task: Task) -> None:
         """Add `task` at the head (a task to run again)."""
@@ -159,7 +166,7 @@ class TaskQueue:
         not closed.
         """
         with self._lock:
-            return not self._closed and self._enabled and not self._latched and bool(self._tasks)
+            return self._open() and bool(self._tasks)
 
     def take(self) -> Task | None:
         """The task at the head, removed (its start journaled), if `ready()`; else None.
@@ -177,6 +184,10 @@ class TaskQueue:
         """Take no task any more (the IOC is shutting down)."""
         with self._lock:
             self._closed = True
+
+    def _open(self) -> bool:
+        """Whether the gate is open and the queue not closed (lock held)."""
+        return not self._closed and self._enabled and not self._latched
 
     def _notify(self) -> None:
         # Called with the lock held, so listeners see changes in the order they happened.

@@ -229,23 +229,33 @@ class WorkerService:
     def _settle(
         self, pending: PendingRequest, request: TaskRequest, validated: Future[Validated], writer: Writer
     ) -> None:
-        """Answer `pending` with the validated request queued (or refused); start it if it
-        may start now.
+        """Answer `pending` with the validated request queued, or taken to start at once
+        (or refused); then start it, or the next pending task if that may start now.
         """
-        pending.settle(self._accept, request, validated, writer)
-        self._start_next()
+        taken: list[Task] = []
+        pending.settle(self._accept, request, validated, writer, taken)
+        self._start_next(*taken)
 
-    def _accept(self, request: TaskRequest, validated: Future[Validated], writer: Writer) -> Task:
-        """Queue the validated request (journaled first); raise `RequestError` if refused."""
+    def _accept(
+        self, request: TaskRequest, validated: Future[Validated], writer: Writer, taken: list[Task]
+    ) -> Task:
+        """Queue the validated request (journaled first); raise `RequestError` if refused.
+        If no task runs and none is pending, the task is taken at once (its start journaled
+        in place of its queueing, one write less before it runs) and added to `taken`, with
+        the runner lock held for it.
+        """
         answer = validated.result()
         group = self.policy.authorize(writer, request.name, answer.devices)
+        task = Task.create(request, answer.params or {}, writer=writer, user_group=group, devices=answer.devices)
+        runner_free = self._runner_lock.acquire(blocking=False)
         try:
-            task = Task.create(
-                request, answer.params or {}, writer=writer, user_group=group, devices=answer.devices
-            )
-            self.queue.append(task)
+            if self.queue.append(task, take=runner_free):
+                taken.append(task)
         except StoreError as error:
             raise RequestError(f"cannot keep the request: {error}") from None
+        finally:
+            if runner_free and not taken:
+                self._runner_lock.release()
         self._tell(TaskSubmitted(task))
         return task
 
@@ -306,14 +316,15 @@ class WorkerService:
         self._store.close()
 
     # --- starting tasks -------------------------------------------------------------------
-    def _start_next(self) -> None:
+    def _start_next(self, taken: Task | None = None) -> None:
         """Hand the next pending task to the worker if none runs and the queue lets one
-        start (any thread; called wherever either may have changed). Whoever holds the
-        runner lock calls this again once they let it go, so no task is left waiting.
+        start (any thread; called wherever either may have changed), or the task `taken`
+        already, for which the runner lock is held. Whoever holds the runner lock calls
+        this again once they let it go, so no task is left waiting.
         """
-        while self._runner_lock.acquire(blocking=False):
+        while taken is not None or self._runner_lock.acquire(blocking=False):
             try:
-                if self._start(self.queue.take()):
+                if self._start(taken or self.queue.take()):
                     return
             except Exception as error:  # the start cannot be journaled, or a fault of the IOC's
                 self._runner_lock.release()
@@ -325,6 +336,7 @@ class WorkerService:
                 self._store_failed(reason)
                 self.queue.set_enabled(False, reason)
                 return
+            taken = None
             self._runner_lock.release()
             if not self.queue.ready():  # else it became ready while the lock was held here
                 return

@@ -143,3 +143,37 @@ def test_a_hold_says_why_until_the_queue_runs_again() -> None:
     queue.set_enabled(False, "set by an operator")
     assert queue.held_by == "set by an operator" and not queue.enabled
     assert TaskQueue(Recorder(), held_by="ignored while it runs").held_by == ""
+
+
+class Journal:
+    """A queue journal that keeps what it was told, as (what, task name)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str]] = []
+
+    def append(self, task: Task) -> None:
+        self.entries.append(("append", task.name))
+
+    def prepend(self, task: Task) -> None:
+        self.entries.append(("prepend", task.name))
+
+    def start(self, task: Task) -> None:
+        self.entries.append(("start", task.name))
+
+    def remove(self, task_ids) -> None:
+        self.entries.append(("remove", ",".join(task_ids)))
+
+
+def test_a_task_that_would_be_taken_at_once_is_journaled_as_started() -> None:
+    """`append(take=True)` takes a task nothing is ahead of, with one journal entry; a
+    task behind another, or behind a closed gate, is queued as usual."""
+    journal, recorder = Journal(), Recorder()
+    queue = TaskQueue(recorder, journal=journal)
+    assert queue.append(make_task("a"), take=True) is True
+    assert journal.entries == [("start", "a")] and len(queue) == 0 and recorder.snapshots == []
+    queue.append(make_task("b"))
+    assert queue.append(make_task("c"), take=True) is False  # "b" is ahead of it
+    queue.clear()
+    queue.set_enabled(False)
+    assert queue.append(make_task("d"), take=True) is False  # the gate is closed
+    assert journal.entries[-1] == ("append", "d") and queue.snapshot()[0].name == "d"
