@@ -7,7 +7,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from ..messages import DeviceProgress, DocumentEmitted, QueueChanged, Report, RunProgressed
@@ -27,7 +28,8 @@ STREAM_INTERVAL = 0.1  # seconds: a fast stream posts at most 10 updates a secon
 class LoopBridge:
     """A service listener that never blocks its caller: reports are queued and applied to
     the PVs by one task, in arrival order; the loop is woken (`call_soon_threadsafe`) once
-    per batch of reports that arrived while it was busy, not once per report, and the PVs
+    per batch of reports that arrived while it was busy, not once per report (within
+    `batch()`, once at its end), and the PVs
     that sum up all reports (`STATUS`, `ERROR:*`) are written once per batch. Fast
     streams are posted at a bounded rate, keeping only their latest update.
     """
@@ -39,6 +41,7 @@ class LoopBridge:
         self._woken = False  # under the lock: the loop has been told of pending items
         self._wake = asyncio.Event()  # set on the loop only
         self._lock = threading.Lock()
+        self._batching = threading.local()  # `batch()` is open on this thread
         self._held: dict[str, Update] = {}  # stream -> its latest update, held back
         self._next_post: dict[str, float] = {}  # stream -> when it may post again
         self._applying = loop.create_task(self._run(), name="pv-updates")
@@ -85,9 +88,29 @@ class LoopBridge:
             self._enqueue(barrier)
         await barrier
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Queue the reports this thread posts meanwhile without waking the loop; wake it
+        once at the end. The loop then does not take the interpreter from a thread that
+        has more of the worker's reports to record.
+        """
+        self._batching.open = True
+        try:
+            yield
+        finally:
+            self._batching.open = False
+            with self._lock:
+                if self._pending:
+                    self._wake_loop()
+
     def _enqueue(self, item: Update | asyncio.Future[None]) -> None:
-        """Queue `item` (lock held); wake the loop unless it has been woken already."""
+        """Queue `item` (lock held); wake the loop unless a `batch()` is open on this thread."""
         self._pending.append(item)
+        if not getattr(self._batching, "open", False):
+            self._wake_loop()
+
+    def _wake_loop(self) -> None:
+        """Wake the loop to apply what is pending, unless it has been woken already (lock held)."""
         if not self._woken:
             self._woken = True
             self._loop.call_soon_threadsafe(self._wake.set)

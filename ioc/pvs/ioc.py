@@ -84,7 +84,7 @@ class BlueskyIOC(PVGroup):
             BusChanged: self._bus_changed,
         }
         self.bridge = LoopBridge(asyncio.get_running_loop(), self)
-        service.subscribe(self.bridge)
+        service.subscribe(self.bridge, batch=self.bridge.batch)
 
     async def show(self, report: Report) -> None:
         """Apply one report of the service (in order, on the server's loop): to the view,

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -78,7 +79,9 @@ class WorkerProcess:
         start: WorkerStart,
         on_report: Callable[[WorkerProcess, WorkerReport], None],
         on_exit: Callable[[WorkerProcess, str], None],
+        batch: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
+        """`on_report` is called for each report, within `batch()` for each message."""
         command_read, command_write = os.pipe()
         report_read, report_write = os.pipe()
         self.popen = subprocess.Popen(
@@ -100,6 +103,7 @@ class WorkerProcess:
         self.send(start)
         self._on_report = on_report
         self._on_exit = on_exit
+        self._batch = batch
         name = f"worker-{self.pid}"
         threading.Thread(target=self._write, name=f"{name}-writer", daemon=True).start()
         threading.Thread(target=self._read, name=f"{name}-reader", daemon=True).start()
@@ -166,11 +170,12 @@ class WorkerProcess:
                 batch: list[WorkerReport] = pickle.loads(self._reports.recv_bytes())
             except (EOFError, OSError):
                 break
-            for report in batch:
-                try:
-                    self._on_report(self, report)
-                except Exception:  # one bad report must not stop the reports that follow
-                    log.exception("could not handle %r", report)
+            with self._batch():
+                for report in batch:
+                    try:
+                        self._on_report(self, report)
+                    except Exception:  # one bad report must not stop the reports that follow
+                        log.exception("could not handle %r", report)
         self._reports.close()
         self._outbox.put((b"", True))  # the writer thread ends: the worker has gone
         self._on_exit(self, describe_exit(self.popen.wait()))
@@ -190,7 +195,8 @@ class Supervisor:
     `on_report` gets every report that is not an answer, on the reader thread;
     `scan_id()` gives the scan id a new worker goes on from;
     `on_task_ended(outcome, died)` is called, on the same thread, when the running task
-    ended or its worker died; `on_worker(pid)` when a worker comes up (pid) or goes (0).
+    ended or its worker died; `on_worker(pid)` when a worker comes up (pid) or goes (0);
+    `batch()` is open while the reports of one message of the worker's are handled.
     """
 
     def __init__(
@@ -203,8 +209,10 @@ class Supervisor:
         on_catalog: Callable[[Catalog], None],
         on_load_failed: Callable[[str, bool], None],
         scan_id: Callable[[], int],
+        batch: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         self._settings = settings
+        self._batch = batch
         self._scan_id = scan_id
         self._on_report = on_report
         self._on_task_ended = on_task_ended
@@ -252,7 +260,7 @@ class Supervisor:
         loaded: Future[Catalog] = Future()
         with self._lock:
             start = WorkerStart(self._settings, self._scan_id())
-            worker = WorkerProcess(start, self._received, self._exited)
+            worker = WorkerProcess(start, self._received, self._exited, self._batch)
             self._candidate = (worker, loaded)
         return loaded
 

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -66,6 +66,7 @@ from .supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Report], None]
+Batch = Callable[[], AbstractContextManager[None]]
 SHUT_DOWN = (TaskResult.ABORTED, "the IOC was shut down")
 SHUT_DOWN_ERROR = f"{SHUT_DOWN[0]}: {SHUT_DOWN[1]}"  # the error a task the shutdown ended has
 # Why the queue is on hold (STATUS: "queue on Hold: <why>"), besides the task that holds it.
@@ -133,6 +134,7 @@ class WorkerService:
         self.policy = policy or Policy()
         self._store = store
         self._listeners: list[Listener] = []
+        self._batches: list[Batch] = []
         self.recovery = store.recover()
         if self.recovery.interrupted is not None and run_files is not None:
             _close_cut_short(run_files, self.recovery.interrupted)
@@ -155,6 +157,7 @@ class WorkerService:
             on_catalog=lambda catalog: self._tell(CatalogChanged(catalog)),
             on_load_failed=self._load_failed,
             scan_id=store.scan_id,
+            batch=self._batch,
         )
         self._runner_lock = threading.Lock()  # held from a task's start to its end
         self.commands = Commands(
@@ -195,9 +198,21 @@ class WorkerService:
             return WorkerState.SUSPENDING
         return self._worker_state
 
-    def subscribe(self, listener: Listener) -> None:
-        """Report to `listener` from now on."""
+    def subscribe(self, listener: Listener, *, batch: Batch | None = None) -> None:
+        """Report to `listener` from now on; `batch()`, if given, is open while the reports
+        of one message of the worker's are told (the listener may act once per message).
+        """
         self._listeners.append(listener)
+        if batch is not None:
+            self._batches.append(batch)
+
+    @contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Open every listener's `batch()` (on the reader thread, around one message)."""
+        with ExitStack() as stack:
+            for batch in self._batches:
+                stack.enter_context(batch())
+            yield
 
     def start(self) -> Future[Catalog]:
         """Start the worker process; the future gives the first worker's catalog, or fails

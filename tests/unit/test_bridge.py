@@ -1,6 +1,7 @@
 """The loop bridge: reports applied in order, the summary PVs written once per batch."""
 
 import asyncio
+import time
 from typing import Any
 
 from ioc.messages import Report, ShownState, TaskRejected
@@ -37,3 +38,29 @@ def test_reports_that_arrive_together_are_summed_up_once_before_a_barrier() -> N
     calls = asyncio.run(main())
     assert calls == [TaskRejected("a"), ShownState(WorkerState.IDLE), TaskRejected("b"), "summary",
                      TaskRejected("c"), "summary"]
+
+
+def test_reports_posted_within_a_batch_wake_the_loop_once_at_its_end() -> None:
+    """A thread that records one message of the worker's posts all its reports before the
+    loop applies any of them."""
+
+    async def main() -> tuple[list[Any], list[Any]]:
+        recorder = Recorder()
+        loop = asyncio.get_running_loop()
+        bridge = LoopBridge(loop, recorder)  # type: ignore[arg-type]
+        midway: list[Any] = []
+
+        def record_one_message() -> None:  # the reader thread
+            with bridge.batch():
+                bridge(TaskRejected("a"))
+                time.sleep(0.2)  # the loop, idle meanwhile, has not been woken
+                midway.extend(recorder.calls)
+                bridge(TaskRejected("b"))
+
+        await loop.run_in_executor(None, record_one_message)
+        await bridge.settled()
+        return midway, recorder.calls
+
+    midway, calls = asyncio.run(main())
+    assert midway == []
+    assert calls == [TaskRejected("a"), TaskRejected("b"), "summary"]
