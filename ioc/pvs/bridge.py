@@ -29,9 +29,9 @@ class LoopBridge:
     """A service listener that never blocks its caller: reports are queued and applied to
     the PVs by one task, in arrival order; the loop is woken (`call_soon_threadsafe`) once
     per batch of reports that arrived while it was busy, not once per report (within
-    `batch()`, once at its end), and the PVs
-    that sum up all reports (`STATUS`, `ERROR:*`) are written once per batch. Fast
-    streams are posted at a bounded rate, keeping only their latest update.
+    `batch()`, once at its end), and the PVs that sum up all reports (`STATUS`,
+    `ERROR:*`) are written once per batch. Fast streams are posted at a bounded rate,
+    keeping only their latest update.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, ioc: BlueskyIOC) -> None:

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 Ending = tuple[TaskResult, str]
 DIED = "interrupted: the worker process died ({})"
+Batch = Callable[[], AbstractContextManager[None]]  # open while one message's reports are handled
 ATOMIC_WRITE = select.PIPE_BUF - 4  # a command this long or shorter goes in one write (4: its length)
 SHUTDOWN_GRACE = 2.0  # seconds a replaced worker has to exit before it is killed
 
@@ -79,7 +80,7 @@ class WorkerProcess:
         start: WorkerStart,
         on_report: Callable[[WorkerProcess, WorkerReport], None],
         on_exit: Callable[[WorkerProcess, str], None],
-        batch: Callable[[], AbstractContextManager[None]] = nullcontext,
+        batch: Batch = nullcontext,
     ) -> None:
         """`on_report` is called for each report, within `batch()` for each message."""
         command_read, command_write = os.pipe()
@@ -209,7 +210,7 @@ class Supervisor:
         on_catalog: Callable[[Catalog], None],
         on_load_failed: Callable[[str, bool], None],
         scan_id: Callable[[], int],
-        batch: Callable[[], AbstractContextManager[None]] = nullcontext,
+        batch: Batch = nullcontext,
     ) -> None:
         self._settings = settings
         self._batch = batch

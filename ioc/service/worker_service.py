@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -61,12 +61,11 @@ from .policy import Policy
 from .queue import TaskQueue
 from .runstore import DocumentWriter, RunFiles, Sink
 from .store import Recovery, StateStore, StoreError, fresh_copy
-from .supervisor import Supervisor
+from .supervisor import Batch, Supervisor
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[Report], None]
-Batch = Callable[[], AbstractContextManager[None]]
 SHUT_DOWN = (TaskResult.ABORTED, "the IOC was shut down")
 SHUT_DOWN_ERROR = f"{SHUT_DOWN[0]}: {SHUT_DOWN[1]}"  # the error a task the shutdown ended has
 # Why the queue is on hold (STATUS: "queue on Hold: <why>"), besides the task that holds it.

@@ -79,9 +79,9 @@ class Link:
     Reports are written in batches, one pickle and one write for whatever has queued: an
     urgent report (a run's or task's end, a state, an answer) is written at once by the
     thread that sends it, with the reports queued before it; the others linger up to
-    `LINGER` for one, and a sender thread writes them if none comes. A
-    burst of documents thus costs the IOC one wake-up, and a plan that then holds the
-    interpreter in C code cannot keep a task's start or state from the IOC.
+    `LINGER` for one, and a sender thread writes them if none comes. A burst of documents
+    thus costs the IOC one wake-up, and a plan that then holds the interpreter in C code
+    cannot keep a task's start or state from the IOC.
     """
 
     def __init__(self, commands: Connection, reports: Connection) -> None:
