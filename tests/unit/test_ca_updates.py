@@ -9,8 +9,10 @@ from caproto._circuit import ServerChannel
 from caproto._dbr import DBR_TYPES
 from caproto.server.common import Subscription, SubscriptionSpec
 
+from ioc.pvs.circuit import Circuit
+from ioc.pvs.fast_commands import FastCircuit
 from ioc.pvs.server import Server
-from tests.unit.test_fast_commands import SID, connected
+from tests.unit.test_fast_commands import ADDRESS, SID, connected
 
 TIME_DOUBLE = ca.ChannelType.TIME_DOUBLE
 
@@ -49,3 +51,28 @@ def test_an_update_is_built_once_per_reading_and_readdressed(monkeypatch):
     assert [bytes(update) for update in updates] == [bytes(command) for command in expected]
     server._update(spec, subs[0], metadata, [2.5])  # a new reading is built anew
     assert len(built) == 2
+
+
+class Socket:
+    """The client's socket, as far as a circuit reads it before any traffic."""
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", 5064)
+
+
+def test_a_new_subscription_s_first_update_is_posted_at_once():
+    """With nothing else published, the first update of a new subscription goes straight
+    to its circuit's backlog, not through the server's fan-out queue and loop."""
+    async def subscribe() -> tuple[Server, Circuit]:
+        server = await serving({"X": ca.ChannelDouble(value=1.5)})
+        circuit = Circuit(ca.VirtualCircuit(ca.SERVER, ADDRESS, None), Socket(), server)
+        circuit.circuit = connected(FastCircuit)
+        command = ca.EventAddRequest(TIME_DOUBLE, 1, SID, 11, 0, 0, 0, 1)
+        circuit.circuit.process_command(command)
+        await circuit._process_command(command)
+        return server, circuit
+
+    server, circuit = asyncio.run(subscribe())
+    assert server.subscription_queue.empty()
+    (sub, update), = circuit._take_posted()
+    assert (sub.subscriptionid, update.header.parameter2, update.data) == (11, 11, [1.5])
