@@ -63,6 +63,7 @@ class WorkerView:
     history: deque[TaskOutcome] = field(default_factory=lambda: deque(maxlen=HISTORY_SHOWN))
     _store_failed: bool = False  # the running task's documents could not all be kept
     _ends: dict[str, asyncio.Future[TaskOutcome | None]] = field(default_factory=dict)
+    _by_id: dict[str, TaskOutcome] = field(default_factory=dict)  # the history, by task id
 
     @property
     def last(self) -> TaskOutcome | None:
@@ -77,7 +78,8 @@ class WorkerView:
         """Start from what the state database kept (`history` newest first), with the
         failure of the task the IOC's last stop cut short, if any.
         """
-        self.history.extend(reversed(history[:HISTORY_SHOWN]))
+        for outcome in reversed(history[:HISTORY_SHOWN]):
+            self._remember(outcome)
         if cut_short is not None:
             self.errors.record(cut_short.error_message or "", failure=True)
 
@@ -104,7 +106,7 @@ class WorkerView:
         end = self._ends.get(task_id)
         if end is None:
             end = asyncio.get_running_loop().create_future()
-            finished = next((o for o in reversed(self.history) if o.task.task_id == task_id), None)
+            finished = self._by_id.get(task_id)
             if finished is not None:
                 end.set_result(finished)
             else:
@@ -142,7 +144,14 @@ class WorkerView:
             self.errors.record(outcome.error_message or "", failure=outcome.result in FAILURES)
         self.running, self.started, self.percent, self.suspended = None, None, 0.0, ""
         self._store_failed = False
+        self._remember(outcome)
+
+    def _remember(self, outcome: TaskOutcome) -> None:
+        """Add `outcome` to the history window (and its index), the oldest going."""
+        if len(self.history) == self.history.maxlen:
+            self._by_id.pop(self.history[0].task.task_id, None)
         self.history.append(outcome)
+        self._by_id[outcome.task.task_id] = outcome
 
     def release(self, outcome: TaskOutcome) -> None:
         """Complete the `RUN` that waits on `outcome`'s task (once its PVs are written)."""

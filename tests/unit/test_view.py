@@ -99,6 +99,11 @@ def test_history_window_and_the_last_task() -> None:
     assert len(shown) == HISTORY_SHOWN and shown[0].task is tasks[-1]
     assert view.last is not None and view.last.task is tasks[-1]
 
+    async def ends() -> list[bool]:  # a RUN of a task in the window is answered at once
+        return [view.task_end(each.task_id).done() for each in tasks]
+
+    assert asyncio.run(ends()) == [False] * 5 + [True] * HISTORY_SHOWN
+
 
 def test_run_waits_end_with_the_outcome_or_none_when_removed() -> None:
     async def scenario() -> None:
