@@ -205,10 +205,24 @@ def plan_return(value: Any) -> PlanReturn:
     and its JSON form, or None where pydantic has none.
     """
     try:
-        as_json = TypeAdapter(type(value)).dump_python(value, mode="json")
+        as_json = _adapter(type(value)).dump_python(value, mode="json")
     except (PydanticSchemaGenerationError, PydanticSerializationError):
         as_json = None
     return PlanReturn(type(value).__name__, as_json)
+
+
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+ADAPTERS_KEPT = 64  # return types whose adapter is kept (a plan returns one or two)
+
+
+def _adapter(kind: type) -> TypeAdapter[Any]:
+    """The adapter pydantic builds for `kind`, built once (each build costs ~0.1 ms)."""
+    adapter = _ADAPTERS.get(kind)
+    if adapter is None:
+        if len(_ADAPTERS) >= ADAPTERS_KEPT:
+            _ADAPTERS.clear()
+        adapter = _ADAPTERS[kind] = TypeAdapter(kind)
+    return adapter
 
 
 def _result_of(result: RunEngineResult) -> tuple[TaskResult, str | None]:

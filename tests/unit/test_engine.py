@@ -203,3 +203,10 @@ def test_what_a_plan_returned_is_kept_as_blueapi_reports_it() -> None:
     assert plan_return(None) == PlanReturn("NoneType", None)
     assert plan_return(("a", 1)) == PlanReturn("tuple", ["a", 1])
     assert plan_return(Opaque()) == PlanReturn("Opaque", None)
+
+
+def test_the_adapter_of_a_return_type_is_built_once() -> None:
+    from ioc.worker.engine import _adapter, plan_return
+
+    assert plan_return(2.5).value == 2.5
+    assert _adapter(float) is _adapter(float)
