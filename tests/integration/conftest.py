@@ -1,7 +1,8 @@
 """Fixtures for integration tests that drive real processes over loopback CA.
 
 * ``ca_repeater`` (session, autouse) lives in tests/conftest.py.
-* ``ca_context``  (session): caproto threading-client Context.
+* ``ca_context``  (function): the session's shared caproto threading-client Context
+  (``ca_contexts``, session: replaced when caproto's search thread has died).
 * ``ioc_factory`` (function): ``start_ioc``; stops every IOC it started.
 * ``module_ioc_factory`` (module): same, for one IOC shared by a module.
 
@@ -16,12 +17,39 @@ import pytest
 from tests.integration import harness
 
 
+class SharedContexts:
+    """The caproto threading Context the tests share, replaced when it can no longer
+    connect anything: caproto's search-results thread dies when a server that answered a
+    search cannot be connected within 2 s (one a test has just killed, say), and every
+    later search of that Context then goes unanswered.
+    """
+
+    def __init__(self) -> None:
+        self._contexts = [harness.make_context()]
+
+    def current(self):
+        """The shared Context, a new one if caproto's search thread of the last has died."""
+        if not self._contexts[-1]._process_search_results_thread.is_alive():
+            self._contexts.append(harness.make_context())
+        return self._contexts[-1]
+
+    def close(self) -> None:
+        for ctx in self._contexts:
+            ctx.disconnect()
+
+
 @pytest.fixture(scope="session")
-def ca_context(ca_repeater):
-    """Session-wide caproto threading Context (see harness.ca_read/ca_write)."""
-    ctx = harness.make_context()
-    yield ctx
-    ctx.disconnect()
+def ca_contexts(ca_repeater):
+    """The session's shared caproto threading Contexts (`SharedContexts`)."""
+    contexts = SharedContexts()
+    yield contexts
+    contexts.close()
+
+
+@pytest.fixture
+def ca_context(ca_contexts):
+    """A caproto threading Context (see harness.ca_read/ca_write), shared by the tests."""
+    return ca_contexts.current()
 
 
 class _IocFactory:

@@ -114,7 +114,8 @@ BAD_REQUESTS = {
 
 
 @pytest.fixture(scope="module")
-def ioc(module_ioc_factory, tmp_path_factory, ca_context):
+def ioc(module_ioc_factory, tmp_path_factory, ca_contexts):
+    ca_context = ca_contexts.current()
     ioc = module_ioc_factory(*SAMPLE_PLANS, "--state-dir", tmp_path_factory.mktemp("state"))
     submit(ca_context, ioc, request("sleep", seconds=600))
     wait_for(lambda: ca_read_text(ca_context, ioc.pv("STATE")) == "RUNNING")
