@@ -152,7 +152,7 @@ class Circuit(VirtualCircuit):
         """Return once every update posted so far has been written to this client (or its
         events are off, or `timeout` has passed: a slow client only delays itself).
         """
-        if self.events_on.is_set():
+        if self.events_on.is_set() and not self._sent.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sent.wait(), timeout)
 
